@@ -1,0 +1,39 @@
+# The targets the README names. Everything runs from the project's virtual environment.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: install dev test lint typecheck check bench bench-quick clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install herald with its dev tools
+
+dev: install ## run herald on embedded defaults (SQLite, in-process broker and worker)
+	$(BIN)/herald dev --project examples
+
+test: install ## the whole suite: lint, types, tests against real Postgres and Redis
+	$(BIN)/ruff check app workers workflows tests benchmarks
+	$(BIN)/ruff format --check app workers workflows tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check app workers workflows tests benchmarks
+	$(BIN)/ruff format --check app workers workflows tests benchmarks
+
+typecheck: install
+	$(BIN)/mypy
+
+bench: install ## benchmark herald against raw Celery (about 5 minutes)
+	$(PY) -m benchmarks
+
+bench-quick: install ## the same, shortened (about 1 minute)
+	$(PY) -m benchmarks --quick
+
+clean:
+	rm -rf $(VENV) .herald .pytest_cache .mypy_cache .ruff_cache

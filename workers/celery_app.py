@@ -1,0 +1,73 @@
+"""The Celery app, configured with herald's baseline; apart from the task bodies.
+
+The API imports this module to publish tasks by name (``send_task``); only a
+worker imports the task bodies (through ``include``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from celery import Celery
+
+from workflows.settings import Settings
+
+DISPATCH_TASK = "herald.dispatch_event"
+STEP_TASK = "herald.run_step"
+AGENT_STEP_TASK = "herald.run_agent_step"
+SWEEP_TASK = "herald.sweep"
+
+
+@dataclass(frozen=True)
+class Queues:
+    """The queue names, apart so that dispatch, fast steps and slow agent calls scale apart."""
+
+    dispatch: str
+    steps: str
+    agents: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> Queues:
+        """``<prefix>.dispatch``, ``<prefix>.steps``, ``<prefix>.agents``."""
+        return cls(f"{prefix}.dispatch", f"{prefix}.steps", f"{prefix}.agents")
+
+    @property
+    def all(self) -> tuple[str, str, str]:
+        """Every queue, in the order a worker consumes them by default."""
+        return (self.dispatch, self.steps, self.agents)
+
+
+def make_celery(settings: Settings) -> Celery:
+    """A Celery app for ``settings`` with herald's baseline configuration."""
+    queues = Queues.for_prefix(settings.queue_prefix)
+    app = Celery("herald", broker=settings.broker_url, include=["workers.tasks"])
+    app.conf.update(
+        # JSON only: state lives in Postgres, messages carry ids.
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,
+        result_backend=None,
+        # At-least-once delivery; the database makes each effect happen once.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_connection_retry_on_startup=True,
+        # Redis redelivers an unacknowledged message after this long; long
+        # delays never sit on Redis (they live in the database, see the sweep).
+        broker_transport_options={"visibility_timeout": 3600},
+        task_default_queue=queues.steps,
+        task_routes={
+            DISPATCH_TASK: {"queue": queues.dispatch},
+            STEP_TASK: {"queue": queues.steps},
+            AGENT_STEP_TASK: {"queue": queues.agents},
+            SWEEP_TASK: {"queue": queues.dispatch},
+        },
+        # Task events on, so that Flower shows what ran.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+    )
+    app.herald_settings = settings  # type: ignore[attr-defined]
+    app.herald_queues = queues  # type: ignore[attr-defined]
+    return app

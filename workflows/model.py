@@ -1,0 +1,255 @@
+"""The typed, immutable model of a herald project, built by the loader from YAML.
+
+Everything here is a frozen dataclass; mappings are read-only views. Once a
+project has loaded, nothing in it changes: a reload builds a new one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+from workflows.errors import Problem
+
+JSON = Any
+"""A value that came from JSON or YAML: dict, list, str, int, float, bool or None."""
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where something was defined: a file (relative to the project) and a 1-based line."""
+
+    file: str
+    line: int
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a task is attempted and how long to wait between attempts."""
+
+    #: attempts in all, the first included (1 means no retry)
+    attempts: int = 1
+    #: delay before the second attempt, in seconds; doubles each time
+    backoff: float = 1.0
+    #: the longest delay between two attempts
+    backoff_max: float = 300.0
+    #: add up to 100% random jitter to each delay
+    jitter: bool = True
+
+    def delay(self, failed_attempts: int, rand: float = 0.0) -> float:
+        """Seconds to wait after ``failed_attempts`` failures; ``rand`` in [0, 1) is the jitter."""
+        base: float = min(self.backoff * 2.0 ** max(failed_attempts - 1, 0), self.backoff_max)
+        return base * (1 + rand) if self.jitter else base
+
+
+@dataclass(frozen=True)
+class Defaults:
+    """Project-wide defaults from ``herald.yaml``, overridable per workflow and per task."""
+
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: seconds a step may run before it is stopped
+    timeout: float = 300.0
+    #: steps an execution may run in all (bounds loops made with ``next``)
+    max_steps: int = 100
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """An LLM configuration: provider, model name and call parameters."""
+
+    id: str
+    #: ``openai`` (any OpenAI-compatible Chat Completions endpoint) or ``mock``
+    provider: str
+    model: str
+    #: call parameters passed to the provider (temperature, max_tokens...)
+    params: Mapping[str, JSON] = EMPTY
+    base_url: str | None = None
+    #: name of the environment variable holding the API key (never the key itself)
+    api_key_env: str | None = None
+    timeout: float | None = None
+    max_retries: int = 2
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class AgentAction:
+    """A named thing an agent can be asked to do."""
+
+    id: str
+    #: the prompt template, rendered with the task's ``with`` as ``.with`` (optional)
+    prompt: str = ""
+    input_schema: Mapping[str, JSON] | None = None
+    output_schema: Mapping[str, JSON] | None = None
+
+
+@dataclass(frozen=True)
+class Agent:
+    """An LLM agent: a model configuration, instructions and actions."""
+
+    id: str
+    config: ModelConfig
+    instructions: str = ""
+    #: by action id; ``default`` always exists
+    actions: Mapping[str, AgentAction] = EMPTY
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Tool:
+    """Something a task can run: a Python file with ``run(input)`` or any executable."""
+
+    id: str
+    #: the ``execute`` string as written (``./tools/x.py``)
+    execute: str
+    #: ``execute`` resolved against the file that declared the tool
+    path: Path
+    description: str = ""
+    input_schema: Mapping[str, JSON] | None = None
+    output_schema: Mapping[str, JSON] | None = None
+    #: seconds; ``None`` means the task's timeout
+    timeout: float | None = None
+    location: Location | None = None
+
+    @property
+    def is_python(self) -> bool:
+        """A ``.py`` file runs in the worker process; anything else as a subprocess."""
+        return self.path.suffix == ".py"
+
+
+@dataclass(frozen=True)
+class Trigger:
+    """A signal trigger: the workflow starts when an event of this name arrives."""
+
+    name: str
+    schema: Mapping[str, JSON] | None = None
+    type: Literal["signal"] = "signal"
+    #: position in the workflow's ``triggers`` list
+    index: int = 0
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Task:
+    """One step of a workflow."""
+
+    id: str
+    #: ``tool`` or ``agent``: what ``$use`` points at
+    uses: Literal["tool", "agent"]
+    tool: Tool | None = None
+    agent: Agent | None = None
+    #: the agent action to run (``default`` when not given)
+    action: str | None = None
+    type: str = "basic"
+    #: the raw ``with`` mapping, templates not yet rendered
+    with_: Mapping[str, JSON] = EMPTY
+    #: the task to run after success, and after an error
+    on_success: str | None = None
+    on_error: str | None = None
+    #: the execution ends after this task
+    final: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    timeout: float = 300.0
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Workflow:
+    """A workflow: its triggers and the tasks it runs, first task first."""
+
+    id: str
+    tasks: tuple[Task, ...]
+    version: str = ""
+    description: str = ""
+    triggers: tuple[Trigger, ...] = ()
+    #: ``config.input`` with every ``$ref`` resolved
+    input_schema: Mapping[str, JSON] | None = None
+    #: optional ``outputs`` map (templates) that makes the execution's output
+    outputs: Mapping[str, JSON] | None = None
+    max_steps: int = 100
+    location: Location | None = None
+
+    def task(self, task_id: str) -> Task:
+        """The task with this id; ``KeyError`` if there is none."""
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+        raise KeyError(task_id)
+
+    @property
+    def first_task(self) -> Task:
+        """The task an execution starts with."""
+        return self.tasks[0]
+
+
+@dataclass(frozen=True)
+class Project:
+    """A loaded project: every workflow, the shared pieces of ``herald.yaml``, defaults."""
+
+    root: Path
+    workflows: Mapping[str, Workflow]
+    models: Mapping[str, ModelConfig] = EMPTY
+    tools: Mapping[str, Tool] = EMPTY
+    agents: Mapping[str, Agent] = EMPTY
+    defaults: Defaults = field(default_factory=Defaults)
+    #: the files loaded, relative to ``root``, in load order
+    files: tuple[str, ...] = ()
+    #: problems that do not stop loading (an unreachable task...)
+    warnings: tuple[Problem, ...] = ()
+
+
+class ExecutionStatus(StrEnum):
+    """Where an execution stands."""
+
+    PENDING = "pending"  # created, first step not yet started
+    RUNNING = "running"  # at least one step has started
+    SUCCEEDED = "succeeded"  # reached an end (final task or no next) after a success
+    FAILED = "failed"  # a step failed with no on_error path, or a limit was hit
+    CANCELLED = "cancelled"  # cancelled through the API
+
+    @property
+    def finished(self) -> bool:
+        """No more steps will run."""
+        return self in (
+            ExecutionStatus.SUCCEEDED,
+            ExecutionStatus.FAILED,
+            ExecutionStatus.CANCELLED,
+        )
+
+
+class StepStatus(StrEnum):
+    """Where one step (one visit of a task) stands."""
+
+    QUEUED = "queued"  # recorded, message published (or about to be), not started
+    RUNNING = "running"  # claimed by a worker
+    RETRYING = "retrying"  # an attempt failed; waiting for the next one (not_before)
+    SUCCEEDED = "succeeded"  # the tool or agent returned an output
+    FAILED = "failed"  # attempts exhausted, or a failure that retrying cannot fix
+    TIMED_OUT = "timed_out"  # the last attempt outlived its timeout
+    CANCELLED = "cancelled"  # the execution was cancelled before the step finished
+
+    @property
+    def finished(self) -> bool:
+        """The step will not run again."""
+        return self in (
+            StepStatus.SUCCEEDED,
+            StepStatus.FAILED,
+            StepStatus.TIMED_OUT,
+            StepStatus.CANCELLED,
+        )
+
+
+class EventStatus(StrEnum):
+    """Where an accepted event stands."""
+
+    ACCEPTED = "accepted"  # committed; dispatch not yet done
+    DISPATCHED = "dispatched"  # its executions exist and their first steps were published
+    UNROUTED = "unrouted"  # no workflow subscribed when it arrived; kept and replayable

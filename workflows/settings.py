@@ -1,0 +1,112 @@
+"""Typed settings, built once from ``HERALD_*`` environment variables.
+
+Nothing reads the environment at import time: callers build a :class:`Settings`
+with :meth:`Settings.from_env` (or construct one directly in tests) and pass it on.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from workflows.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    """A bearer token allowed to call the API. ``secret`` is never logged or shown."""
+
+    name: str
+    secret: str = field(repr=False)
+    #: what the token may do: ``events:write``, ``events:read``, ``executions:write``...
+    scopes: frozenset[str] = frozenset({"*"})
+    #: fnmatch patterns of the event names this token may send (``order.*``)
+    events: tuple[str, ...] = ("*",)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything herald's processes are configured with."""
+
+    project_dir: Path = field(default_factory=Path.cwd)
+    database_url: str = ""
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    #: queues are named ``<prefix>.dispatch``, ``<prefix>.steps``, ``<prefix>.agents``
+    queue_prefix: str = "herald"
+    api_tokens: tuple[ApiToken, ...] = ()
+    tokens_file: Path | None = None
+    max_body_bytes: int = 1024 * 1024
+    idempotency_ttl_seconds: int = 24 * 3600
+    #: requests per second allowed per token; 0 means no limit
+    rate_limit_per_second: float = 0.0
+    log_level: str = "INFO"
+    #: how often the recovery sweep runs, and how long work may wait before it is re-published
+    sweep_interval_seconds: float = 10.0
+    dispatch_deadline_seconds: float = 30.0
+    step_deadline_seconds: float = 60.0
+    #: how many times a step may lose its worker before it fails
+    redelivery_cap: int = 3
+
+    def __post_init__(self) -> None:
+        if not self.database_url:
+            default = f"sqlite:///{self.project_dir / '.herald' / 'herald.db'}"
+            object.__setattr__(self, "database_url", default)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from ``HERALD_*`` variables; ``overrides`` win over the environment."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        if "HERALD_PROJECT_DIR" in env:
+            values["project_dir"] = Path(env["HERALD_PROJECT_DIR"]).resolve()
+        _str(env, values, "HERALD_DATABASE_URL", "database_url")
+        _str(env, values, "HERALD_BROKER_URL", "broker_url")
+        _str(env, values, "HERALD_LOG_LEVEL", "log_level")
+        _str(env, values, "HERALD_QUEUE_PREFIX", "queue_prefix")
+        if env.get("HERALD_API_TOKENS"):
+            values["api_tokens"] = parse_tokens(env["HERALD_API_TOKENS"])
+        if env.get("HERALD_TOKENS_FILE"):
+            values["tokens_file"] = Path(env["HERALD_TOKENS_FILE"])
+        _num(env, values, "HERALD_MAX_BODY_BYTES", "max_body_bytes", int)
+        _num(env, values, "HERALD_IDEMPOTENCY_TTL", "idempotency_ttl_seconds", int)
+        _num(env, values, "HERALD_RATE_LIMIT", "rate_limit_per_second", float)
+        _num(env, values, "HERALD_SWEEP_INTERVAL", "sweep_interval_seconds", float)
+        _num(env, values, "HERALD_DISPATCH_DEADLINE", "dispatch_deadline_seconds", float)
+        _num(env, values, "HERALD_STEP_DEADLINE", "step_deadline_seconds", float)
+        _num(env, values, "HERALD_REDELIVERY_CAP", "redelivery_cap", int)
+        values.update(overrides)
+        return cls(**values)
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed."""
+        return replace(self, **changes)
+
+
+def parse_tokens(raw: str) -> tuple[ApiToken, ...]:
+    """Parse ``name:token,name2:token2``; a malformed entry is a :class:`ConfigError`."""
+    tokens = []
+    for position, entry in enumerate(filter(None, (e.strip() for e in raw.split(","))), 1):
+        name, sep, secret = entry.partition(":")
+        if not sep or not name.strip() or not secret.strip():
+            raise ConfigError(f"HERALD_API_TOKENS entry {position} is not of the form name:token")
+        tokens.append(ApiToken(name=name.strip(), secret=secret.strip()))
+    return tuple(tokens)
+
+
+def _str(env: Mapping[str, str], values: dict[str, Any], var: str, key: str) -> None:
+    if env.get(var):
+        values[key] = env[var]
+
+
+def _num(
+    env: Mapping[str, str], values: dict[str, Any], var: str, key: str, kind: type[int | float]
+) -> None:
+    if not env.get(var):
+        return
+    try:
+        values[key] = kind(env[var])
+    except ValueError:
+        raise ConfigError(f"{var} must be a number, got {env[var]!r}") from None

@@ -1,0 +1,123 @@
+"""Engines, sessions and the schema: connect, check the schema is migrated, migrate.
+
+``herald serve`` and ``herald worker`` call :func:`check_schema` before they
+start, so that a database that was never migrated is a clear message, not a
+stack trace on the first request.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import StaticPool
+
+from workflows.errors import DatabaseUnavailable, SchemaNotMigrated
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+
+
+def normalize_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3 (not psycopg2)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, *, pool_size: int = 5) -> Engine:
+    """An engine for ``url``; SQLite gets WAL and a busy timeout so threads can share it."""
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        parsed = make_url(url)
+        if parsed.database in (None, "", ":memory:"):
+            engine = create_engine(
+                url, connect_args={"check_same_thread": False}, poolclass=StaticPool
+            )
+        else:
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": 5},
+    )
+
+
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
+    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded attributes after commit (we read results after committing)."""
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def alembic_config(url: str) -> object:
+    """The Alembic configuration for ``url``, pointing at the project's migrations."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
+    return config
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at ``url`` to ``revision`` (``herald db upgrade``)."""
+    from alembic import command
+
+    try:
+        command.upgrade(alembic_config(url), revision)  # type: ignore[arg-type]
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot reach the database: {_reason(exc)}") from None
+
+
+def head_revision() -> str:
+    """The newest migration this code knows."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config("sqlite://"))  # type: ignore[arg-type]
+    head = script.get_current_head()
+    assert head is not None, "migrations/ has no revision"
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at, or ``None`` when it was never migrated."""
+    from alembic.runtime.migration import MigrationContext
+
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table("alembic_version"):
+                return None
+            return MigrationContext.configure(conn).get_current_revision()
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"cannot reach the database: {_reason(exc)}") from None
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise :class:`SchemaNotMigrated` unless the database is at the newest migration."""
+    current, head = current_revision(engine), head_revision()
+    if current != head:
+        state = "has no herald schema" if current is None else f"is at revision {current}"
+        raise SchemaNotMigrated(
+            f"the database {state}; this herald needs revision {head}. "
+            "Run `herald db upgrade` (with the same HERALD_DATABASE_URL) first."
+        )
+
+
+def _reason(exc: OperationalError) -> str:
+    """The driver's first line, without the SQL or parameters."""
+    return str(exc.orig).strip().splitlines()[0] if exc.orig else "connection failed"

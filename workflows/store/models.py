@@ -1,0 +1,142 @@
+"""SQLAlchemy 2.0 models of herald's state: events, rejections, executions, steps.
+
+Portable between PostgreSQL (production) and SQLite (``herald dev``): JSON
+columns become JSONB on PostgreSQL; times are timezone-aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+def utcnow() -> datetime:
+    """Now, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every herald table."""
+
+    type_annotation_map = {
+        dict[str, Any]: JsonType,
+        list[Any]: JsonType,
+        Any: JsonType,
+        datetime: DateTime(timezone=True),
+    }
+
+
+class Event(Base):
+    """An accepted event: committed before the API answers 202."""
+
+    __tablename__ = "events"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    payload: Mapped[Any]
+    #: an EventStatus value
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    #: the executions planned at accept time: [{"workflow_id", "version", "execution_id"}]
+    routes: Mapped[list[Any]]
+    token_name: Mapped[str] = mapped_column(String(100))
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(255))
+    #: sha256 of the canonical request body, to tell a replay from a conflicting reuse
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    dispatched_at: Mapped[datetime | None]
+    #: times the dispatch message was published (the recovery sweep adds to it)
+    publish_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        UniqueConstraint("token_name", "idempotency_key", name="uq_events_token_idempotency"),
+    )
+
+
+class Rejection(Base):
+    """An event the API refused, kept for audit: who sent it and why it was refused."""
+
+    __tablename__ = "rejections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    event_name: Mapped[str | None] = mapped_column(String(255))
+    token_name: Mapped[str | None] = mapped_column(String(100))
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer)
+    code: Mapped[str] = mapped_column(String(40))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[Any | None]
+
+
+class Execution(Base):
+    """One run of one workflow, started by one event."""
+
+    __tablename__ = "executions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_id: Mapped[str | None] = mapped_column(ForeignKey("events.id"), index=True)
+    workflow_id: Mapped[str] = mapped_column(String(255), index=True)
+    workflow_version: Mapped[str] = mapped_column(String(64), default="")
+    #: an ExecutionStatus value
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    input: Mapped[Any]
+    output: Mapped[Any | None]
+    error: Mapped[Any | None]
+    #: steps created so far (bounded by the workflow's max_steps)
+    step_count: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+
+class Step(Base):
+    """One visit of one task within an execution: recorded exactly once."""
+
+    __tablename__ = "steps"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    execution_id: Mapped[str] = mapped_column(ForeignKey("executions.id"), index=True)
+    task_id: Mapped[str] = mapped_column(String(255))
+    #: the nth time this task runs in this execution (1-based; loops make it grow)
+    visit: Mapped[int] = mapped_column(Integer, default=1)
+    #: position of the step in its execution (1-based)
+    seq: Mapped[int] = mapped_column(Integer)
+    #: a StepStatus value
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    #: attempts started (each claim that ran the tool or agent)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: times a worker died holding this step (capped by the redelivery cap)
+    lost: Mapped[int] = mapped_column(Integer, default=0)
+    #: the rendered ``with``
+    input: Mapped[Any | None]
+    output: Mapped[Any | None]
+    error: Mapped[Any | None]
+    #: the error that led into this step through on_error (``{{ .error }}``)
+    cause: Mapped[Any | None]
+    #: agent token usage and latency, tool metadata
+    usage: Mapped[Any | None]
+    worker: Mapped[str | None] = mapped_column(String(255))
+    queued_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: not to be started before this time (retry backoff)
+    not_before: Mapped[datetime | None]
+    #: a running step whose lease has passed is presumed lost
+    lease_until: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    #: times the run message was published (the recovery sweep adds to it)
+    publish_count: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (
+        UniqueConstraint("execution_id", "task_id", "visit", name="uq_steps_visit"),
+        UniqueConstraint("execution_id", "seq", name="uq_steps_seq"),
+        Index("ix_steps_status_queued_at", "status", "queued_at"),
+    )
