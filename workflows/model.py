@@ -21,6 +21,11 @@ JSON = Any
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
 
+def _empty() -> Mapping[str, Any]:
+    """Default factory for mapping fields (a mappingproxy default is refused on Python 3.11)."""
+    return EMPTY
+
+
 @dataclass(frozen=True)
 class Location:
     """Where something was defined: a file (relative to the project) and a 1-based line."""
@@ -71,7 +76,7 @@ class ModelConfig:
     provider: str
     model: str
     #: call parameters passed to the provider (temperature, max_tokens...)
-    params: Mapping[str, JSON] = EMPTY
+    params: Mapping[str, JSON] = field(default_factory=_empty)
     base_url: str | None = None
     #: name of the environment variable holding the API key (never the key itself)
     api_key_env: str | None = None
@@ -99,7 +104,7 @@ class Agent:
     config: ModelConfig
     instructions: str = ""
     #: by action id; ``default`` always exists
-    actions: Mapping[str, AgentAction] = EMPTY
+    actions: Mapping[str, AgentAction] = field(default_factory=_empty)
     location: Location | None = None
 
 
@@ -150,7 +155,7 @@ class Task:
     action: str | None = None
     type: str = "basic"
     #: the raw ``with`` mapping, templates not yet rendered
-    with_: Mapping[str, JSON] = EMPTY
+    with_: Mapping[str, JSON] = field(default_factory=_empty)
     #: the task to run after success, and after an error
     on_success: str | None = None
     on_error: str | None = None
@@ -196,9 +201,9 @@ class Project:
 
     root: Path
     workflows: Mapping[str, Workflow]
-    models: Mapping[str, ModelConfig] = EMPTY
-    tools: Mapping[str, Tool] = EMPTY
-    agents: Mapping[str, Agent] = EMPTY
+    models: Mapping[str, ModelConfig] = field(default_factory=_empty)
+    tools: Mapping[str, Tool] = field(default_factory=_empty)
+    agents: Mapping[str, Agent] = field(default_factory=_empty)
     defaults: Defaults = field(default_factory=Defaults)
     #: the files loaded, relative to ``root``, in load order
     files: tuple[str, ...] = ()
