@@ -1,0 +1,155 @@
+"""Loads a herald project: discovers its files, resolves and validates them, builds the model.
+
+Discovery: the project directory's ``herald.yaml`` (if present), plus every file
+matching the ``workflows`` globs (default ``**/*.yaml`` and ``**/*.yml``) below
+it, skipping hidden directories, ``.venv``, ``venv``, ``node_modules``,
+``__pycache__`` and any file named ``herald.yaml``/``herald.yml``. Files load in
+sorted path order; every YAML document in them must be a workflow.
+
+Every problem found is collected; if any is an error, :func:`load_project`
+raises :class:`~workflows.errors.DefinitionError` with all of them and nothing
+is loaded.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from workflows.builder import Builder, Shared, TemplateCheck
+from workflows.errors import DefinitionError, Problem
+from workflows.model import Project, Workflow
+from workflows.references import Resolver
+from workflows.validation import PROJECT_SCHEMA, WORKFLOW_SCHEMA, check_structure
+from workflows.yamlsource import Document, JsonPath, format_path, parse_file
+
+PROJECT_FILES = ("herald.yaml", "herald.yml")
+DEFAULT_GLOBS = ("**/*.yaml", "**/*.yml")
+SKIPPED_DIRS = frozenset({".venv", "venv", "node_modules", "__pycache__"})
+
+
+def load_project(root: Path) -> Project:
+    """Load every definition under ``root``; raise DefinitionError listing every error."""
+    root = Path(root).resolve()
+    problems: list[Problem] = []
+    check = _template_check()
+    if not root.is_dir():
+        raise DefinitionError([Problem(str(root), 1, "", "project directory not found")])
+    shared, globs, project_file = _load_project_file(root, problems, check)
+    files = discover(root, globs)
+    workflows: dict[str, Workflow] = {}
+    for path in files:
+        rel = path.relative_to(root).as_posix()
+        docs, parse_problems = parse_file(path, rel)
+        problems.extend(parse_problems)
+        for doc in docs:
+            workflow = _load_workflow(doc, shared, problems, check)
+            if workflow is None:
+                continue
+            if workflow.id in workflows:
+                first = workflows[workflow.id].location
+                problems.append(
+                    doc.problem(("id",), f"duplicate workflow id {workflow.id!r} (also at {first})")
+                )
+                continue
+            workflows[workflow.id] = workflow
+    errors = [p for p in problems if not p.warning]
+    if errors:
+        raise DefinitionError(errors + [p for p in problems if p.warning])
+    loaded = tuple(path.relative_to(root).as_posix() for path in files)
+    return Project(
+        root=root,
+        workflows=MappingProxyType(workflows),
+        models=MappingProxyType(shared.models),
+        tools=MappingProxyType(shared.tools),
+        agents=MappingProxyType(shared.agents),
+        defaults=shared.defaults,
+        files=((project_file,) if project_file else ()) + loaded,
+        warnings=tuple(p for p in problems if p.warning),
+    )
+
+
+def discover(root: Path, globs: tuple[str, ...] = DEFAULT_GLOBS) -> list[Path]:
+    """The workflow files below ``root`` matching ``globs``, in sorted path order."""
+    found: set[Path] = set()
+    for pattern in globs:
+        for path in root.glob(pattern):
+            if path.is_file() and not _skipped(path.relative_to(root)):
+                found.add(path)
+    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+
+
+def _skipped(rel: Path) -> bool:
+    if rel.name in PROJECT_FILES:
+        return True
+    return any(part.startswith(".") or part in SKIPPED_DIRS for part in rel.parts[:-1])
+
+
+def _template_check() -> TemplateCheck | None:
+    """The templates module's syntax check, when that module is present."""
+    try:
+        module = importlib.import_module("workflows.templates")
+    except ModuleNotFoundError as exc:
+        if exc.name != "workflows.templates":
+            raise
+        return None
+    check: TemplateCheck | None = getattr(module, "check_syntax", None)
+    return check
+
+
+def _load_project_file(
+    root: Path, problems: list[Problem], check: TemplateCheck | None
+) -> tuple[Shared, tuple[str, ...], str | None]:
+    """``herald.yaml``'s shared pieces, the workflow globs and the file's name (if any)."""
+    path = next((root / n for n in PROJECT_FILES if (root / n).is_file()), None)
+    if path is None:
+        return Shared(), DEFAULT_GLOBS, None
+    docs, parse_problems = parse_file(path, path.name)
+    problems.extend(parse_problems)
+    if not docs:
+        return Shared(data={}), DEFAULT_GLOBS, path.name
+    for extra in docs[1:]:
+        problems.append(extra.problem((), f"{path.name} must hold a single YAML document"))
+    doc = docs[0]
+    resolver = Resolver(doc.data, doc.data)
+    data = resolver.resolve()
+    problems.extend(doc.problem(p, m) for p, m in resolver.problems)
+    problems.extend(check_structure(doc, data, PROJECT_SCHEMA))
+    builder = Builder(doc, problems, check)
+    shared = Shared(data=data if isinstance(data, dict) else {})
+    shared.defaults = builder.defaults(shared.data.get("defaults"), shared.defaults)
+    shared.models = builder.collection("models", data)
+    shared.tools = builder.collection("tools", data)
+    shared.agents = builder.collection("agents", data)
+    globs = shared.data.get("workflows")
+    if isinstance(globs, list) and globs and all(isinstance(g, str) for g in globs):
+        return shared, tuple(globs), path.name
+    return shared, DEFAULT_GLOBS, path.name
+
+
+def _load_workflow(
+    doc: Document, shared: Shared, problems: list[Problem], check: TemplateCheck | None
+) -> Workflow | None:
+    """Resolve, check and build one workflow document."""
+    if not isinstance(doc.data, dict) or not ({"id", "tasks"} & doc.data.keys()):
+        problems.append(
+            doc.problem(
+                (),
+                "not a workflow (a workflow has 'id' and 'tasks'); if this file is not a "
+                "workflow, narrow the `workflows` globs in herald.yaml",
+            )
+        )
+        return None
+    resolver = Resolver(doc.data, shared.data)
+    data: Any = resolver.resolve()
+    problems.extend(doc.problem(p, m) for p, m in resolver.problems)
+    failed = [p[:-1] for p, _ in resolver.problems]
+    problems.extend(p for p in check_structure(doc, data, WORKFLOW_SCHEMA) if not _under(p, failed))
+    return Builder(doc, problems, check).workflow(data, shared)
+
+
+def _under(problem: Problem, failed: list[JsonPath]) -> bool:
+    """A structural problem inside a reference that already failed is not worth a second line."""
+    return any(path and problem.path.startswith(format_path(path)) for path in failed)

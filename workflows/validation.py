@@ -1,0 +1,156 @@
+"""Structural checks of workflow and project documents against the shipped JSON Schemas.
+
+``workflows/schema/workflow.schema.json`` and ``project.schema.json`` describe the
+file formats; editors use them through ``# yaml-language-server: $schema=...``
+and the loader uses them here. Each jsonschema error becomes a
+:class:`~workflows.errors.Problem` with the line of the offending YAML node and a
+message a user can act on (unknown keys are named, enums list what is supported).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+
+from workflows.errors import Problem
+from workflows.yamlsource import Document, JsonPath
+
+SCHEMA_DIR = Path(__file__).parent / "schema"
+WORKFLOW_SCHEMA = "workflow.schema.json"
+PROJECT_SCHEMA = "project.schema.json"
+
+_TYPE_NAMES = {
+    "object": "a mapping",
+    "array": "a list",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "null": "null",
+}
+
+
+@cache
+def _registry() -> Registry[Any]:
+    resources = []
+    for name in (WORKFLOW_SCHEMA, PROJECT_SCHEMA):
+        contents = json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+        resources.append((name, Resource.from_contents(contents)))
+    return Registry().with_resources(resources)
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    schema = _registry().contents(name)
+    return Draft202012Validator(schema, registry=_registry())
+
+
+@cache
+def _meta_validator() -> Draft202012Validator:
+    return Draft202012Validator(Draft202012Validator.META_SCHEMA)
+
+
+def check_structure(doc: Document, data: Any, schema: str) -> list[Problem]:
+    """Every structural problem of ``data`` (the document's resolved data) against ``schema``."""
+    problems: list[Problem] = []
+    for error in _validator(schema).iter_errors(data):
+        problems.extend(_explain(doc, error))
+    return sorted(problems, key=lambda p: (p.line, p.path))
+
+
+def check_schema(doc: Document, path: JsonPath, schema: Any) -> list[Problem]:
+    """Problems with a JSON Schema embedded in a definition (Draft 2020-12 meta-schema)."""
+    problems = []
+    for error in _meta_validator().iter_errors(schema):
+        where = (*path, *error.absolute_path)
+        problems.append(doc.problem(where, f"invalid JSON Schema: {error.message}"))
+    return problems
+
+
+def _leaves(error: ValidationError) -> Iterator[ValidationError]:
+    """``allOf`` wrappers report their sub-errors; everything else reports itself."""
+    if error.validator == "allOf" and error.context:
+        for sub in error.context:
+            yield from _leaves(sub)
+    else:
+        yield error
+
+
+def _explain(doc: Document, error: ValidationError) -> Iterator[Problem]:
+    for leaf in _leaves(error):
+        path: JsonPath = tuple(leaf.absolute_path)
+        schema = leaf.schema if isinstance(leaf.schema, dict) else {}
+        kind = leaf.validator
+        if kind == "additionalProperties" and isinstance(leaf.instance, dict):
+            allowed = sorted(schema.get("properties", {}))
+            for key in leaf.instance:
+                if key not in allowed:
+                    yield doc.problem(
+                        (*path, key),
+                        f"unknown key {key!r}; expected one of: {', '.join(allowed)}",
+                    )
+        elif kind == "required":
+            missing = [k for k in leaf.validator_value if k not in leaf.instance]
+            for key in missing:
+                if leaf.message.startswith(repr(key)):
+                    yield doc.problem(path, f"missing required key {key!r}")
+        elif kind == "type":
+            expected = leaf.validator_value
+            names = [expected] if isinstance(expected, str) else list(expected)
+            wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+            yield doc.problem(path, f"must be {wanted}, not {_describe(leaf.instance)}")
+        elif kind in ("enum", "const"):
+            options = leaf.validator_value if kind == "enum" else [leaf.validator_value]
+            what = path[-1] if path and isinstance(path[-1], str) else "value"
+            owner = _owner(path)
+            label = f"{owner} {what}" if owner else str(what)
+            yield doc.problem(
+                path,
+                f"unsupported {label} {leaf.instance!r} "
+                f"(supported: {', '.join(str(o) for o in options)})",
+            )
+        elif "errorMessage" in schema and kind in ("pattern", "maxLength", "minItems"):
+            yield doc.problem(
+                path,
+                f"{leaf.instance!r} {schema['errorMessage']}"
+                if kind != "minItems"
+                else str(schema["errorMessage"]),
+            )
+        else:
+            yield doc.problem(path, leaf.message)
+
+
+def _owner(path: JsonPath) -> str:
+    """``("tasks", 2, "type")`` -> ``"task"``: the singular of the list holding the value."""
+    for part in reversed(path[:-1]):
+        if isinstance(part, str):
+            return {
+                "tasks": "task",
+                "triggers": "trigger",
+                "agents": "agent",
+                "tools": "tool",
+                "models": "model",
+                "config": "model",
+            }.get(part, part)
+    return ""
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, int | float):
+        return f"a number ({value})"
+    return f"a string ({value!r})"
