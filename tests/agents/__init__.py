@@ -1,0 +1,1 @@
+"""Tests of agent steps: providers, prompts, output checks, end-to-end flows."""
