@@ -397,7 +397,8 @@ class Builder:
             if found_id is not None and found_id in pools[other]:
                 self.error(path, f"$use {kind}(...) points at the {other} {found_id!r}")
             elif found_id is None:
-                self.error(path, f"$use {text!r} points at something that is not {"an agent" if kind == "agent" else "a tool"}")
+                article = "an" if kind == "agent" else "a"
+                self.error(path, f"$use {text!r} points at something that is not {article} {kind}")
         return target
 
     def reachability(self, tasks: list[Task]) -> None:

@@ -1,11 +1,84 @@
-"""`herald validate`: not built yet."""
+"""`herald validate`: load a project's definitions and say what is in them or what is wrong."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
+
+from workflows.errors import DefinitionError
+from workflows.model import Project, Task, Workflow
+from workflows.registry import Definitions
 
 
 @click.command("validate")
-def command() -> None:
-    """Not built yet."""
-    raise click.ClickException("herald validate is not built yet")
+@click.option(
+    "--project",
+    "project_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="HERALD_PROJECT_DIR",
+    default=Path("."),
+    show_default="$HERALD_PROJECT_DIR or the current directory",
+    help="The project directory.",
+)
+def command(project_dir: Path) -> None:
+    """Check every workflow of a project; print them, or every error as file:line: path: message.
+
+    Exits 0 when the project loads (warnings included), 1 when it does not.
+    """
+    try:
+        definitions = Definitions.load(project_dir)
+    except DefinitionError as exc:
+        errors = [p for p in exc.problems if not p.warning]
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        click.echo(f"{len(errors)} error(s) in {project_dir}: nothing loaded", err=True)
+        raise SystemExit(1) from None
+    click.echo(describe(definitions.project))
+
+
+def describe(project: Project) -> str:
+    """A readable summary: each workflow with its triggers and tasks, then the warnings."""
+    lines = [f"project {project.root} ({len(project.files)} file(s))"]
+    for workflow in project.workflows.values():
+        lines.extend(_workflow(workflow))
+    for warning in project.warnings:
+        lines.append(str(warning))
+    count = len(project.workflows)
+    lines.append(f"OK: {count} workflow(s), {len(project.warnings)} warning(s)")
+    return "\n".join(lines)
+
+
+def _workflow(workflow: Workflow) -> list[str]:
+    version = f" {workflow.version}" if workflow.version else ""
+    lines = [f"\nworkflow {workflow.id}{version}  ({workflow.location})"]
+    if workflow.triggers:
+        for trigger in workflow.triggers:
+            schema = "with schema" if trigger.schema is not None else "no schema"
+            lines.append(f"  trigger signal {trigger.name} ({schema})")
+    else:
+        lines.append("  no triggers")
+    for task in workflow.tasks:
+        lines.append(f"  task {task.id}: {_runs(task)}{_transitions(task)}")
+    return lines
+
+
+def _runs(task: Task) -> str:
+    if task.agent is not None:
+        return f"agent {task.agent.id} action {task.action}"
+    if task.tool is not None:
+        return f"tool {task.tool.id} ({task.tool.execute})"
+    return task.uses
+
+
+def _transitions(task: Task) -> str:
+    parts = []
+    if task.on_success:
+        parts.append(f"success -> {task.on_success}")
+    if task.on_error:
+        parts.append(f"error -> {task.on_error}")
+    if task.final:
+        parts.append("final")
+    elif not task.on_success:
+        parts.append("success -> end")
+    return "  [" + ", ".join(parts) + "]"
