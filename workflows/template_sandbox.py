@@ -242,15 +242,18 @@ class Sandbox(ImmutableSandboxedEnvironment):
         _check_binop(operator, left, right)
         return super().call_binop(context, operator, left, right)
 
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        """Check a ``str.format`` string's widths when the method is looked up."""
+        name = getattr(value, "__name__", None)
+        if name in ("format", "format_map") and isinstance(getattr(value, "__self__", None), str):
+            _check_format(value.__self__)
+        return super().wrap_str_format(value)
+
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """Every call (functions, methods, macros) counts against the budget."""
         _tick()
-        owner = getattr(__obj, "__self__", None)
-        if isinstance(owner, str):
-            if __obj.__name__ in _WIDTH_METHODS:
-                _check_width(args)
-            elif __obj.__name__ in ("format", "format_map"):
-                _check_format(owner)
+        if isinstance(getattr(__obj, "__self__", None), str) and __obj.__name__ in _WIDTH_METHODS:
+            _check_width(args)
         result = super().call(__context, __obj, *args, **kwargs)
         _check_size(result)
         return result
