@@ -40,6 +40,11 @@ _SCHEMA_ROOTS = (
 class UnresolvedReference(HeraldError):
     """A ``$ref`` or ``$use`` is malformed or points at nothing."""
 
+    def __init__(self, message: str, depth: int = 0) -> None:
+        super().__init__(message)
+        #: how many path segments matched before it failed (the deeper failure is reported)
+        self.depth = depth
+
 
 @dataclass(frozen=True)
 class Selector:
@@ -116,17 +121,21 @@ def walk(data: Any, ref: Reference) -> tuple[JsonPath, Any]:
     for segment in ref.segments:
         if isinstance(segment, Selector):
             if not isinstance(value, list):
-                raise UnresolvedReference(f"reference {ref.text!r}: {segment} needs a list")
+                raise UnresolvedReference(
+                    f"reference {ref.text!r}: {segment} needs a list", len(path)
+                )
             for index, item in enumerate(value):
                 if isinstance(item, dict) and str(item.get(segment.key)) == segment.value:
                     path.append(index)
                     value = item
                     break
             else:
-                raise UnresolvedReference(f"reference {ref.text!r}: {segment} matches nothing")
+                raise UnresolvedReference(
+                    f"reference {ref.text!r}: {segment} matches nothing", len(path)
+                )
         else:
             if not isinstance(value, dict) or segment not in value:
-                raise UnresolvedReference(f"reference {ref.text!r}: no key {segment!r}")
+                raise UnresolvedReference(f"reference {ref.text!r}: no key {segment!r}", len(path))
             path.append(segment)
             value = value[segment]
     return tuple(path), value
@@ -145,9 +154,10 @@ def locate(ref: Reference, local: Any, shared: Any | None) -> tuple[str, JsonPat
                 raise UnresolvedReference(f"{exc.message} (there is no herald.yaml)") from None
             try:
                 return ("global", *walk(shared, ref))
-            except UnresolvedReference:
+            except UnresolvedReference as shared_exc:
+                deeper = shared_exc if shared_exc.depth > exc.depth else exc
                 raise UnresolvedReference(
-                    f"{exc.message} in this document or in herald.yaml"
+                    f"{deeper.message} in this document or in herald.yaml"
                 ) from None
     if shared is None:
         raise UnresolvedReference(f"reference {ref.text!r} needs a herald.yaml, and there is none")
