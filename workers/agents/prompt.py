@@ -14,6 +14,7 @@ import json
 from workers.agents.providers.base import Message
 from workflows.errors import InvalidStepIO, TemplateError
 from workflows.model import JSON, Agent, AgentAction
+from workflows.templates import render
 
 
 def build_messages(
@@ -53,8 +54,6 @@ def render_prompt(agent: Agent, action: AgentAction, input: JSON) -> str:
     A template that fails (a missing key...) is an :class:`InvalidStepIO`: the
     step's input does not carry what the prompt needs, and retrying cannot help.
     """
-    from workflows.templates import render  # the templates module is loaded on first use
-
     try:
         rendered = render(action.prompt, {"with": input, "input": input})
     except TemplateError as exc:
