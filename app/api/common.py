@@ -1,0 +1,117 @@
+"""What every API blueprint shares: the success envelope, auth per scope, query parameters.
+
+A read endpoint calls ``authorize("events:read")`` first; lists page with
+:func:`page_params` / :func:`page` on the sortable id (an opaque cursor that
+encodes the last id of the page).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from flask import Response, jsonify, request
+
+from app.auth import require_scope
+from app.errors import ValidationFailed
+from app.state import state
+from workflows.settings import ApiToken
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+def ok(data: Any, status: int = 200, **top: Any) -> Response:
+    """``{"success": true, "data": data, **top}`` with ``status``."""
+    response = jsonify({"success": True, **top, "data": data})
+    response.status_code = status
+    return response
+
+
+def authorize(scope: str) -> ApiToken:
+    """The calling token, which must hold ``scope``; 401 or 403 otherwise."""
+    token = state().tokens.authenticate(request.headers.get("Authorization"))
+    require_scope(token, scope)
+    state().limiter.check(token.name)
+    return token
+
+
+def encode_cursor(last_id: str) -> str:
+    """An opaque cursor meaning: the page after the item with this id."""
+    return base64.urlsafe_b64encode(last_id.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> str:
+    """The id a cursor stands for; 400 ``validation_error`` if it is not one of ours."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        last_id = base64.urlsafe_b64decode(padded.encode("ascii")).decode("ascii")
+    except (binascii.Error, UnicodeError, ValueError):
+        last_id = ""
+    if not last_id or "_" not in last_id or not last_id.isprintable():
+        raise ValidationFailed(
+            "`cursor` is not a cursor this API gave", details={"field": "cursor"}
+        )
+    return last_id
+
+
+def page_params() -> tuple[int, str | None]:
+    """``limit`` (1..200, default 50) and the decoded ``cursor`` from the query string."""
+    raw = request.args.get("limit")
+    limit = DEFAULT_LIMIT
+    if raw is not None:
+        if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+            raise ValidationFailed(
+                f"`limit` must be an integer from 1 to {MAX_LIMIT}", details={"field": "limit"}
+            )
+        limit = int(raw)
+    cursor = request.args.get("cursor")
+    return limit, decode_cursor(cursor) if cursor is not None else None
+
+
+def page(items: Sequence[T], limit: int, key: Any) -> tuple[Sequence[T], str | None]:
+    """Cut a list fetched with ``limit + 1`` rows to ``limit`` and make the next cursor."""
+    if len(items) <= limit:
+        return items, None
+    kept = items[:limit]
+    return kept, encode_cursor(key(kept[-1]))
+
+
+def time_param(name: str) -> datetime | None:
+    """An ISO 8601 query parameter as aware UTC (naive means UTC); 400 if unparseable."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    if "T" in raw:  # an unencoded "+01:00" offset arrives as " 01:00"
+        raw = raw.replace(" ", "+")
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationFailed(
+            f"`{name}` must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z",
+            details={"field": name},
+        ) from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def choice_param(name: str, allowed: Sequence[str]) -> str | None:
+    """A query parameter that must be one of ``allowed``."""
+    raw = request.args.get(name)
+    if raw is not None and raw not in allowed:
+        raise ValidationFailed(
+            f"`{name}` must be one of {', '.join(allowed)}", details={"field": name}
+        )
+    return raw
+
+
+def iso(moment: datetime | None) -> str | None:
+    """A stored time as an ISO 8601 string in UTC (``None`` stays ``None``)."""
+    if moment is None:
+        return None
+    aware = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return aware.isoformat().replace("+00:00", "Z")

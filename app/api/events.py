@@ -1,0 +1,151 @@
+"""The Events API: ``POST /api/v1/events`` (intake) and its read side.
+
+Every refused event is audited in the ``rejections`` table (401 included, with
+no token name) and logged; a 503 cannot be audited since the database is the
+thing that is down, so it is only logged.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, g, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.api.common import authorize, choice_param, iso, ok, page, page_params, time_param
+from app.auth import require_event, require_scope
+from app.errors import EventRejected, NotFound, ValidationFailed
+from app.intake import RequestMeta, accept, read_envelope
+from app.logs import log_event
+from app.state import state
+from workflows.model import EventStatus
+from workflows.settings import ApiToken
+from workflows.store import events as store
+from workflows.store.models import Event
+
+bp = Blueprint("events", __name__)
+
+
+@bp.post("/events")
+def post_event() -> Response:
+    """Accept an event: 202 once it is committed, or the contract's error."""
+    st = state()
+    token: ApiToken | None = None
+    name: str | None = None
+    try:
+        token = st.tokens.authenticate(request.headers.get("Authorization"))
+        require_scope(token, "events:write")
+        st.limiter.check(token.name)
+        envelope = read_envelope(request, st.settings.max_body_bytes)
+        name = envelope.name
+        log_event(
+            "event.received",
+            event_name=name,
+            request_id=g.request_id,
+            token_name=token.name,
+            idempotency_key=envelope.key is not None,
+        )
+        require_event(token, name)
+        meta = RequestMeta(token.name, request.remote_addr, g.request_id)
+        answer = accept(st, envelope, meta)
+    except EventRejected as exc:
+        _audit(exc, token, name)
+        raise
+    response = jsonify(answer.body())
+    response.status_code = 202
+    return response
+
+
+def _audit(exc: EventRejected, token: ApiToken | None, name: str | None) -> None:
+    """Record and log a refused event; a database outage here loses only the audit row."""
+    log_event(
+        "event.rejected",
+        level=logging.WARNING if exc.status != 401 else logging.INFO,
+        status=exc.status,
+        code=exc.code,
+        reason=exc.message,
+        event_name=name,
+        token_name=token.name if token else None,
+        request_id=g.request_id,
+    )
+    try:
+        with state().sessions.begin() as session:
+            store.record_rejection(
+                session,
+                status_code=exc.status,
+                code=exc.code,
+                message=exc.message,
+                details=exc.details,
+                event_name=name,
+                token_name=token.name if token else None,
+                client_addr=request.remote_addr,
+                request_id=g.request_id,
+            )
+    except SQLAlchemyError as db_exc:
+        log_event(
+            "event.rejection_not_recorded",
+            level=logging.ERROR,
+            request_id=g.request_id,
+            reason=db_exc.__class__.__name__,
+        )
+
+
+@bp.get("/events/<event_id>")
+def get_event(event_id: str) -> Response:
+    """One event with its planned executions and, where they exist, their status."""
+    authorize("events:read")
+    with state().sessions() as session:
+        event = store.get_event(session, event_id)
+        if event is None:
+            raise NotFound(f"no event with id {event_id!r}", details={"event_id": event_id})
+        ids = [r["execution_id"] for r in event.routes]
+        statuses = store.execution_statuses(session, ids)
+    return ok(event_json(event, statuses))
+
+
+@bp.get("/events")
+def list_events() -> Response:
+    """Events, newest first, filtered by name, status and time; cursor-paginated."""
+    authorize("events:read")
+    limit, before_id = page_params()
+    where = store.EventFilter(
+        name=request.args.get("name"),
+        status=choice_param("status", [s.value for s in EventStatus]),
+        since=time_param("since"),
+        until=time_param("until"),
+        before_id=before_id,
+    )
+    if where.since and where.until and where.since > where.until:
+        raise ValidationFailed("`since` is after `until`", details={"field": "since"})
+    with state().sessions() as session:
+        rows = store.list_events(session, where, limit + 1)
+    kept, next_cursor = page(rows, limit, key=lambda e: e.id)
+    return ok({"events": [event_json(e) for e in kept], "next_cursor": next_cursor})
+
+
+def event_json(event: Event, statuses: dict[str, str] | None = None) -> dict[str, Any]:
+    """An event as the API shows it; with ``statuses``, each route's execution status."""
+    routes = []
+    for route in event.routes:
+        shown = {
+            "workflow_id": route["workflow_id"],
+            "version": route.get("version", ""),
+            "execution_id": route["execution_id"],
+        }
+        if statuses is not None:
+            shown["execution_status"] = statuses.get(route["execution_id"])
+        routes.append(shown)
+    return {
+        "id": event.id,
+        "name": event.name,
+        "status": event.status,
+        "payload": event.payload,
+        "routes": routes,
+        "token_name": event.token_name,
+        "request_id": event.request_id,
+        "idempotency_key": event.idempotency_key,
+        "received_at": iso(event.received_at),
+        "dispatched_at": iso(event.dispatched_at),
+        "publish_count": event.publish_count,
+    }

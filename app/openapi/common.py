@@ -1,0 +1,66 @@
+"""Building blocks the OpenAPI sections share: references, responses, the error schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Section = dict[str, dict[str, Any]]
+
+NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
+
+
+def ref(name: str) -> dict[str, str]:
+    """A reference to a component schema."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    """A JSON response with ``schema``."""
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def error(description: str) -> dict[str, Any]:
+    """An error response in the envelope."""
+    return json_body(ref("Error"), description)
+
+
+ERRORS_READ = {
+    "401": error("Missing or invalid bearer token (`WWW-Authenticate: Bearer`)."),
+    "403": error("The token lacks the read scope."),
+    "429": error("Rate limited (`Retry-After` says when to retry)."),
+    "503": error("The database is unavailable."),
+}
+
+COMMON_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["success", "error"],
+        "properties": {
+            "success": {"const": False},
+            "error": {
+                "type": "object",
+                "required": ["code", "message", "details"],
+                "properties": {
+                    "code": {
+                        "enum": [
+                            "validation_error",
+                            "unauthorized",
+                            "forbidden",
+                            "not_found",
+                            "method_not_allowed",
+                            "conflict",
+                            "payload_too_large",
+                            "unsupported_media_type",
+                            "schema_validation_failed",
+                            "rate_limited",
+                            "unavailable",
+                            "internal_error",
+                        ]
+                    },
+                    "message": {"type": "string"},
+                    "details": {},
+                },
+            },
+        },
+    },
+}

@@ -1,0 +1,230 @@
+"""The OpenAPI section of the Events API (``app.api.events``)."""
+
+from __future__ import annotations
+
+from app.intake import MAX_KEY, MAX_NAME, NAME
+from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_body, ref
+
+EVENT_NAME = {"type": "string", "pattern": f"^{NAME.pattern}$", "maxLength": MAX_NAME}
+
+EVENTS: Section = {
+    "paths": {
+        "/api/v1/events": {
+            "post": {
+                "operationId": "sendEvent",
+                "summary": "Send an event; every workflow subscribed to its name starts.",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY},
+                        "description": "Same as the body's `id`; both given must be equal.",
+                    },
+                    {
+                        "name": "X-Request-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string"},
+                        "description": "Echoed back (or generated) and recorded on the event.",
+                    },
+                ],
+                "requestBody": {
+                    "required": True,
+                    "content": {"application/json": {"schema": ref("EventRequest")}},
+                },
+                "responses": {
+                    "202": json_body(ref("EventAccepted"), "Accepted (committed) or replayed."),
+                    "400": error("Malformed body; `details.field` names the field."),
+                    "401": ERRORS_READ["401"],
+                    "403": error("The token lacks `events:write` or may not send this name."),
+                    "409": error("Idempotency key reused by this token with another body."),
+                    "413": error("The body is larger than HERALD_MAX_BODY_BYTES."),
+                    "415": error("The body is not `application/json`."),
+                    "422": json_body(
+                        ref("SchemaValidationError"),
+                        "The payload fails a subscribed workflow's schema; nothing started.",
+                    ),
+                    "429": ERRORS_READ["429"],
+                    "503": error("The database is unavailable; nothing was accepted."),
+                },
+            },
+            "get": {
+                "operationId": "listEvents",
+                "summary": "Events, newest first, with filters and cursor pagination.",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {"name": "name", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "schema": {"enum": ["accepted", "dispatched", "unrouted"]},
+                    },
+                    {
+                        "name": "since",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "date-time"},
+                    },
+                    {
+                        "name": "until",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "date-time"},
+                    },
+                    {
+                        "name": "limit",
+                        "in": "query",
+                        "schema": {"type": "integer", "minimum": 1, "maximum": 200},
+                    },
+                    {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                ],
+                "responses": {
+                    "200": json_body(ref("EventList"), "A page of events."),
+                    "400": error("A bad filter, limit or cursor."),
+                    **ERRORS_READ,
+                },
+            },
+        },
+        "/api/v1/events/{event_id}": {
+            "get": {
+                "operationId": "getEvent",
+                "summary": "One event, its planned executions and their current status.",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {
+                        "name": "event_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "responses": {
+                    "200": json_body(ref("EventResponse"), "The event."),
+                    "404": error("No such event."),
+                    **ERRORS_READ,
+                },
+            }
+        },
+    },
+    "schemas": {
+        "EventRequest": {
+            "type": "object",
+            "required": ["name"],
+            "additionalProperties": False,
+            "properties": {
+                "name": EVENT_NAME,
+                "payload": {"type": ["object", "null"]},
+                "id": {"type": "string", "minLength": 1, "maxLength": MAX_KEY},
+            },
+        },
+        "EventAccepted": {
+            "type": "object",
+            "required": ["success", "message", "event_id", "data"],
+            "properties": {
+                "success": {"const": True},
+                "message": {"type": "string"},
+                "event_id": {"type": "string"},
+                "data": {
+                    "type": "object",
+                    "required": ["event_id", "message", "name", "workflows", "duplicate"],
+                    "properties": {
+                        "event_id": {"type": "string"},
+                        "message": {"type": "string"},
+                        "name": {"type": "string"},
+                        "duplicate": {"type": "boolean"},
+                        "workflows": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["workflow_id", "execution_id"],
+                                "properties": {
+                                    "workflow_id": {"type": "string"},
+                                    "execution_id": {"type": "string"},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+        "SchemaValidationError": {
+            "allOf": [ref("Error")],
+            "properties": {
+                "error": {
+                    "properties": {
+                        "details": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["workflow_id", "errors"],
+                                "properties": {
+                                    "workflow_id": {"type": "string"},
+                                    "errors": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "required": ["path", "message"],
+                                            "properties": {
+                                                "path": {"type": "string"},
+                                                "message": {"type": "string"},
+                                            },
+                                        },
+                                    },
+                                },
+                            },
+                        }
+                    }
+                }
+            },
+        },
+        "Event": {
+            "type": "object",
+            "required": ["id", "name", "status", "payload", "routes", "received_at"],
+            "properties": {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "status": {"enum": ["accepted", "dispatched", "unrouted"]},
+                "payload": {"type": "object"},
+                "routes": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": ["workflow_id", "version", "execution_id"],
+                        "properties": {
+                            "workflow_id": {"type": "string"},
+                            "version": {"type": "string"},
+                            "execution_id": {"type": "string"},
+                            "execution_status": {"type": ["string", "null"]},
+                        },
+                    },
+                },
+                "token_name": {"type": "string"},
+                "request_id": {"type": ["string", "null"]},
+                "idempotency_key": {"type": ["string", "null"]},
+                "received_at": {"type": "string", "format": "date-time"},
+                "dispatched_at": NULLABLE_TIME,
+                "publish_count": {"type": "integer", "minimum": 0},
+            },
+        },
+        "EventResponse": {
+            "type": "object",
+            "required": ["success", "data"],
+            "properties": {"success": {"const": True}, "data": ref("Event")},
+        },
+        "EventList": {
+            "type": "object",
+            "required": ["success", "data"],
+            "properties": {
+                "success": {"const": True},
+                "data": {
+                    "type": "object",
+                    "required": ["events", "next_cursor"],
+                    "properties": {
+                        "events": {"type": "array", "items": ref("Event")},
+                        "next_cursor": {"type": ["string", "null"]},
+                    },
+                },
+            },
+        },
+    },
+}

@@ -1,0 +1,46 @@
+"""What a running API holds: settings, definitions, database, publisher, tokens, limiter.
+
+One :class:`HeraldState` lives in ``app.extensions["herald"]``. Its
+``definitions`` are swapped whole (``state.definitions = Definitions.load(...)``)
+when ``herald dev`` reloads workflow files; a request reads the attribute once
+and keeps that snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask, current_app
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.auth import Tokens
+from app.publish import Publisher
+from app.ratelimit import RateLimiter
+from workflows.registry import Definitions
+from workflows.settings import Settings
+
+EXTENSION = "herald"
+
+
+@dataclass
+class HeraldState:
+    """Everything the API's requests share; built once by ``create_app``."""
+
+    settings: Settings
+    definitions: Definitions
+    engine: Engine
+    sessions: sessionmaker[Session]
+    publisher: Publisher
+    tokens: Tokens
+    limiter: RateLimiter
+
+    def init_app(self, app: Flask) -> None:
+        """Attach this state to ``app``."""
+        app.extensions[EXTENSION] = self
+
+
+def state() -> HeraldState:
+    """The state of the app handling the current request."""
+    found: HeraldState = current_app.extensions[EXTENSION]
+    return found
