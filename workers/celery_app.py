@@ -17,6 +17,11 @@ STEP_TASK = "herald.run_step"
 AGENT_STEP_TASK = "herald.run_agent_step"
 SWEEP_TASK = "herald.sweep"
 
+#: seconds a step may overrun its soft time limit before its pool process is killed
+HARD_LIMIT_GRACE = 30.0
+#: the longest countdown put on the broker; longer delays wait in the database
+MAX_COUNTDOWN = 60.0
+
 
 @dataclass(frozen=True)
 class Queues:
@@ -71,3 +76,31 @@ def make_celery(settings: Settings) -> Celery:
     app.herald_settings = settings  # type: ignore[attr-defined]
     app.herald_queues = queues  # type: ignore[attr-defined]
     return app
+
+
+def step_task_name(uses: str) -> str:
+    """The task that runs a step: agent calls go to their own queue, so slow ones starve nothing."""
+    return AGENT_STEP_TASK if uses == "agent" else STEP_TASK
+
+
+def publish_step(
+    celery: Celery, step_id: str, *, uses: str, timeout: float, countdown: float = 0.0
+) -> None:
+    """Publish one step's run message, with time limits from the task's timeout.
+
+    The soft limit stops an in-process Python tool (``SoftTimeLimitExceeded`` in
+    the prefork pool); the hard limit, :data:`HARD_LIMIT_GRACE` later, kills a
+    pool process that ignores it. ``countdown`` is capped at :data:`MAX_COUNTDOWN`.
+    """
+    celery.send_task(
+        step_task_name(uses),
+        args=[step_id],
+        countdown=min(max(countdown, 0.0), MAX_COUNTDOWN) or None,
+        soft_time_limit=timeout + 1.0,
+        time_limit=timeout + HARD_LIMIT_GRACE,
+    )
+
+
+def publish_dispatch(celery: Celery, event_id: str) -> None:
+    """Publish ``herald.dispatch_event(event_id)``."""
+    celery.send_task(DISPATCH_TASK, args=[event_id])

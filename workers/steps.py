@@ -1,0 +1,325 @@
+"""Running one step: claim it, render its ``with``, run the tool or agent, record, move on.
+
+Two transactions at most: the first claims the step (an exclusive conditional
+UPDATE) and reads what rendering needs; the second records the attempt, fenced
+on the attempt it claimed, and applies the transition. Messages are published
+only after the commit that made their step durable.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from celery.exceptions import SoftTimeLimitExceeded
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+from sqlalchemy.orm import Session
+
+from workers.celery_app import HARD_LIMIT_GRACE, publish_step
+from workers.logs import log_event
+from workers.progress import Attempt, Publish, advance, fail_execution, settle, step_timeout
+from workers.runtime import Runtime
+from workers.tools import ToolContext, run_tool
+from workflows.errors import StepFailed, StepTimedOut, TemplateError
+from workflows.model import ExecutionStatus, StepStatus, Task, Workflow
+from workflows.store import executions as store
+from workflows.store.models import Event, Execution, Step, utcnow
+from workflows.templates import render
+
+#: seconds added to a step's lease beyond its hard time limit
+LEASE_MARGIN = 10.0
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A step claimed for one attempt, with everything its run needs."""
+
+    step: Step
+    attempt: int
+    workflow: Workflow
+    task: Task
+    context: dict[str, Any]
+    event_id: str | None
+
+
+def run_step(rt: Runtime, step_id: str, *, worker: str, redelivered: bool = False) -> str:
+    """Run one attempt of a step; returns what happened (for logs and tests).
+
+    ``redelivered`` is the broker's flag: the message was handed back after
+    its worker died, so a step still ``running`` is reclaimed (``lost`` + 1).
+    """
+    started = time.monotonic()
+    claim, publish = _claim(rt, step_id, worker=worker, redelivered=redelivered)
+    if claim is None:
+        _publish(rt, publish)
+        return "dropped" if not publish else "settled"
+    result = _execute(claim)
+    now = utcnow()
+    with rt.sessions.begin() as session:
+        execution = store.lock_execution(session, claim.step.execution_id)
+        assert execution is not None  # executions are never deleted
+        settled = settle(
+            session,
+            execution=execution,
+            step=claim.step,
+            attempt=claim.attempt,
+            workflow=claim.workflow,
+            task=claim.task,
+            result=result,
+            context=claim.context,
+            now=now,
+        )
+        current = session.get(Step, claim.step.id, populate_existing=True)
+        final_status = current.status if current is not None else "unknown"
+    publish = settled or []
+    _publish(rt, publish)
+    log_event(
+        "step.finished",
+        level=logging.INFO if result.ok else logging.WARNING,
+        event_id=claim.event_id,
+        execution_id=claim.step.execution_id,
+        step_id=claim.step.id,
+        task_id=claim.task.id,
+        visit=claim.step.visit,
+        attempt=claim.attempt,
+        status=final_status,
+        duration_ms=round((time.monotonic() - started) * 1000),
+        error=(result.error or {}).get("message"),
+        fenced=settled is None,
+    )
+    return final_status
+
+
+def _claim(
+    rt: Runtime, step_id: str, *, worker: str, redelivered: bool
+) -> tuple[Claim | None, list[Publish]]:
+    """Transaction 1: claim the step and read what rendering needs."""
+    now = utcnow()
+    with rt.sessions.begin() as session:
+        found = store.get_step(session, step_id)
+        if found is None:
+            log_event("step.dropped", level=logging.WARNING, step_id=step_id, reason="unknown step")
+            return None, []
+        execution = store.lock_execution(session, found.execution_id)
+        assert execution is not None
+        if ExecutionStatus(execution.status).finished:
+            if not StepStatus(found.status).finished:
+                found.status, found.finished_at = StepStatus.CANCELLED.value, now
+            _dropped(found, f"execution is {execution.status}")
+            return None, []
+        workflow = rt.project.workflows.get(execution.workflow_id)
+        task = _task(workflow, found.task_id)
+        timeout = step_timeout(task) if task is not None else 60.0
+        lost = redelivered and found.status == StepStatus.RUNNING.value
+        step = store.claim_step(
+            session,
+            step_id,
+            worker=worker,
+            now=now,
+            lease_seconds=timeout + HARD_LIMIT_GRACE + LEASE_MARGIN,
+            lost=lost,
+        )
+        if step is None:
+            _dropped(found, f"step is {found.status}")
+            return None, []
+        if execution.started_at is None:
+            execution.started_at = now
+        execution.status = ExecutionStatus.RUNNING.value
+        if workflow is None or task is None:
+            what = (
+                f"workflow {execution.workflow_id!r}"
+                if workflow is None
+                else (f"task {found.task_id!r} of workflow {execution.workflow_id!r}")
+            )
+            message = f"{what} is no longer defined; the step cannot run"
+            step.status, step.finished_at, step.lease_until = StepStatus.FAILED.value, now, None
+            step.error = {"type": "definition_missing", "message": message}
+            fail_execution(execution, message, kind="definition_missing", now=now)
+            return None, []
+        if lost and step.lost > rt.settings.redelivery_cap:
+            message = (
+                f"step lost its worker {step.lost} times (cap {rt.settings.redelivery_cap}); "
+                "giving up"
+            )
+            return None, _give_up(session, execution, step, workflow, task, message, now)
+        context = build_context(session, execution, workflow, step)
+        return Claim(step, step.attempts, workflow, task, context, execution.event_id), []
+
+
+def _give_up(
+    session: Session,
+    execution: Execution,
+    step: Step,
+    workflow: Workflow,
+    task: Task,
+    message: str,
+    now: Any,
+) -> list[Publish]:
+    """Fail a step whose workers keep dying, following on_error."""
+    error = {"type": "worker_lost", "message": message, "lost": step.lost}
+    step.status, step.error, step.finished_at, step.lease_until = (
+        StepStatus.FAILED.value,
+        error,
+        now,
+        None,
+    )
+    context = build_context(session, execution, workflow, step)
+    context["tasks"][task.id] = {"output": None, "status": StepStatus.FAILED.value, "error": error}
+    result = Attempt(ok=False, error=error)
+    return advance(
+        session,
+        execution=execution,
+        workflow=workflow,
+        task=task,
+        result=result,
+        context=context,
+        now=now,
+    )
+
+
+def build_context(
+    session: Session, execution: Execution, workflow: Workflow, step: Step
+) -> dict[str, Any]:
+    """What templates see: input, finished tasks, the cause, event, workflow, execution."""
+    event = session.get(Event, execution.event_id) if execution.event_id else None
+    context: dict[str, Any] = {
+        "input": execution.input,
+        "tasks": store.task_results(session, execution.id),
+        "event": (
+            {"id": event.id, "name": event.name, "received_at": event.received_at.isoformat()}
+            if event is not None
+            else {}
+        ),
+        "workflow": {"id": workflow.id, "version": workflow.version},
+        "execution": {"id": execution.id, "step": step.seq},
+    }
+    if step.cause is not None:
+        context["error"] = step.cause
+    return context
+
+
+def _execute(claim: Claim) -> Attempt:
+    """Render the task's ``with`` and run its tool or agent, outside any transaction."""
+    started = time.monotonic()
+    task, step = claim.task, claim.step
+    try:
+        value = render(dict(task.with_), claim.context)
+    except TemplateError as exc:
+        error = {"type": "template_error", "message": f"task {task.id!r} with: {exc.message}"}
+        return Attempt(ok=False, error=error)
+    except SoftTimeLimitExceeded:
+        return _timed_out(task, None, started)
+    usage: dict[str, Any] = {}
+    try:
+        if task.uses == "agent":
+            output, usage = _run_agent(claim, value)
+        else:
+            assert task.tool is not None
+            context = ToolContext(
+                idempotency_key=idempotency_key(step),
+                execution_id=step.execution_id,
+                task_id=task.id,
+                visit=step.visit,
+                attempt=claim.attempt,
+            )
+            output = run_tool(task.tool, value, context, timeout=step_timeout(task))
+    except StepTimedOut as exc:
+        return _timed_out(task, value, started, exc)
+    except SoftTimeLimitExceeded:
+        return _timed_out(task, value, started)
+    except StepFailed as exc:
+        return Attempt(
+            ok=False,
+            input=value,
+            error=exc.as_record(),
+            retryable=exc.retryable,
+            usage={**usage, "duration_ms": _ms(started)},
+        )
+    return Attempt(
+        ok=True, output=output, input=value, usage={**usage, "duration_ms": _ms(started)}
+    )
+
+
+def _run_agent(claim: Claim, value: Any) -> tuple[Any, dict[str, Any]]:
+    from workers.agents import run_agent
+
+    task = claim.task
+    assert task.agent is not None
+    result = run_agent(
+        task.agent,
+        task.action or "default",
+        value,
+        idempotency_key=idempotency_key(claim.step),
+        timeout=step_timeout(task),
+    )
+    usage = result.usage if isinstance(result.usage, dict) else {"usage": result.usage}
+    return result.output, dict(usage)
+
+
+def _timed_out(task: Task, value: Any, started: float, exc: StepTimedOut | None = None) -> Attempt:
+    error = (
+        exc or StepTimedOut(f"task {task.id!r} outlived its timeout of {step_timeout(task):g}s")
+    ).as_record()
+    return Attempt(
+        ok=False,
+        input=value,
+        error=error,
+        retryable=True,
+        failure_status=StepStatus.TIMED_OUT,
+        usage={"duration_ms": _ms(started)},
+    )
+
+
+def idempotency_key(step: Step) -> str:
+    """``<execution_id>:<task_id>:<visit>``: stable across attempts and redeliveries."""
+    return f"{step.execution_id}:{step.task_id}:{step.visit}"
+
+
+def _task(workflow: Workflow | None, task_id: str) -> Task | None:
+    if workflow is None:
+        return None
+    try:
+        return workflow.task(task_id)
+    except KeyError:
+        return None
+
+
+def _dropped(step: Step, reason: str) -> None:
+    log_event(
+        "step.dropped",
+        execution_id=step.execution_id,
+        step_id=step.id,
+        task_id=step.task_id,
+        reason=reason,
+    )
+
+
+def _ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _publish(rt: Runtime, messages: list[Publish]) -> None:
+    publish_messages(rt, messages)
+
+
+def publish_messages(rt: Runtime, messages: list[Publish]) -> None:
+    """Publish step run messages; one that fails is logged and left to the recovery sweep."""
+    for message in messages:
+        try:
+            publish_step(
+                rt.celery,
+                message.step_id,
+                uses=message.uses,
+                timeout=message.timeout,
+                countdown=message.countdown,
+            )
+        except (KombuError, RedisError, OSError) as exc:
+            log_event(
+                "step.publish_failed",
+                level=logging.WARNING,
+                step_id=message.step_id,
+                reason=f"{type(exc).__name__}: {exc}",
+            )

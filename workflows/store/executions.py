@@ -1,0 +1,314 @@
+"""Data functions for executions and steps: the engine's reads and fenced writes.
+
+Every function takes the caller's session and leaves the transaction to it.
+Writes that may race (a redelivered message, two workers) are conditional:
+inserts ignore a row that already exists, updates name the state they expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from workflows.ids import new_id
+from workflows.model import ExecutionStatus, StepStatus
+from workflows.store.models import Base, Event, Execution, Step
+
+#: steps a worker may (re)start
+CLAIMABLE = (StepStatus.QUEUED.value, StepStatus.RETRYING.value)
+#: steps that have not finished and may be cancelled with their execution
+UNFINISHED = (StepStatus.QUEUED.value, StepStatus.RETRYING.value, StepStatus.RUNNING.value)
+
+
+def insert_ignore(session: Session, model: type[Base], values: Mapping[str, Any]) -> bool:
+    """Insert one row unless it breaks a unique constraint; True when a row was inserted."""
+    table = model.__table__
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        stmt: Any = postgresql.insert(table).values(**values).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
+    else:  # pragma: no cover - herald supports PostgreSQL and SQLite only
+        stmt = insert(table).values(**values)  # pragma: no cover
+    # RETURNING tells whether a row went in (rowcount is not reliable for inserts)
+    key = next(iter(table.primary_key.columns))
+    return session.connection().execute(stmt.returning(key)).first() is not None
+
+
+def lock_event(session: Session, event_id: str) -> Event | None:
+    """The event, locked until the transaction ends (PostgreSQL), or None."""
+    return session.get(Event, event_id, with_for_update=True, populate_existing=True)
+
+
+def lock_execution(session: Session, execution_id: str) -> Execution | None:
+    """The execution, locked until the transaction ends (PostgreSQL), or None."""
+    return session.get(Execution, execution_id, with_for_update=True, populate_existing=True)
+
+
+def get_step(session: Session, step_id: str) -> Step | None:
+    """The step as the database has it now, or None."""
+    return session.get(Step, step_id, populate_existing=True)
+
+
+def create_execution(session: Session, values: Mapping[str, Any]) -> bool:
+    """Insert an execution under its planned id unless it exists; True when created now."""
+    return insert_ignore(session, Execution, values)
+
+
+def add_step(
+    session: Session, execution: Execution, task_id: str, *, now: datetime, cause: Any = None
+) -> Step | None:
+    """Queue the next visit of ``task_id`` as the execution's next step.
+
+    The step takes position ``step_count + 1`` and visit ``visits so far + 1``;
+    the unique constraints make a second insert for the same position a no-op
+    (None is returned then). ``execution.step_count`` is advanced.
+    """
+    visits = session.scalar(
+        select(func.count())
+        .select_from(Step)
+        .where(Step.execution_id == execution.id, Step.task_id == task_id)
+    )
+    seq = execution.step_count + 1
+    values = {
+        "id": new_id("stp"),
+        "execution_id": execution.id,
+        "task_id": task_id,
+        "visit": (visits or 0) + 1,
+        "seq": seq,
+        "status": StepStatus.QUEUED.value,
+        "attempts": 0,
+        "lost": 0,
+        "cause": cause,
+        "queued_at": now,
+        "publish_count": 1,
+    }
+    inserted = insert_ignore(session, Step, values)
+    execution.step_count = seq
+    return session.get(Step, values["id"]) if inserted else None
+
+
+def queued_first_steps(session: Session, execution_ids: Sequence[str]) -> list[Step]:
+    """The first steps of these executions that are still queued (to publish, again or not)."""
+    if not execution_ids:
+        return []
+    rows = session.scalars(
+        select(Step).where(
+            Step.execution_id.in_(execution_ids),
+            Step.seq == 1,
+            Step.status == StepStatus.QUEUED.value,
+        )
+    )
+    return list(rows)
+
+
+def claim_step(
+    session: Session,
+    step_id: str,
+    *,
+    worker: str,
+    now: datetime,
+    lease_seconds: float,
+    lost: bool = False,
+) -> Step | None:
+    """Claim a step for one attempt; None when it is not claimable.
+
+    A queued or retrying step (whose ``not_before`` has come, give or take a
+    second of clock skew) moves to running with one more attempt. With
+    ``lost=True`` a running step is reclaimed as well: its previous worker died,
+    so ``lost`` grows by one.
+    """
+    lease = now + timedelta(seconds=lease_seconds)
+    due: ColumnElement[bool] = Step.not_before.is_(None) | (
+        Step.not_before <= now + timedelta(seconds=1)
+    )
+    claimable = Step.status.in_(CLAIMABLE) & due
+    if lost:
+        claimable = claimable | (Step.status == StepStatus.RUNNING.value)
+    values: dict[str, Any] = {
+        "status": StepStatus.RUNNING.value,
+        "attempts": Step.attempts + 1,
+        "lease_until": lease,
+        "worker": worker,
+        "started_at": func.coalesce(Step.started_at, now),
+        "not_before": None,
+    }
+    if lost:
+        values["lost"] = Step.lost + 1
+    result = session.execute(
+        update(Step)
+        .where(Step.id == step_id, claimable)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return None
+    return get_step(session, step_id)
+
+
+def record_attempt(session: Session, step_id: str, attempt: int, values: Mapping[str, Any]) -> bool:
+    """Write an attempt's result, fenced: only while the step still runs that attempt."""
+    result = session.execute(
+        update(Step)
+        .where(
+            Step.id == step_id,
+            Step.status == StepStatus.RUNNING.value,
+            Step.attempts == attempt,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def task_results(session: Session, execution_id: str) -> dict[str, dict[str, Any]]:
+    """``{task_id: {"output", "status", "error"}}`` of finished steps, the latest visit winning."""
+    rows = session.execute(
+        select(Step.task_id, Step.output, Step.status, Step.error)
+        .where(
+            Step.execution_id == execution_id,
+            Step.status.in_(
+                [StepStatus.SUCCEEDED.value, StepStatus.FAILED.value, StepStatus.TIMED_OUT.value]
+            ),
+        )
+        .order_by(Step.seq)
+    )
+    return {
+        task_id: {"output": output, "status": status, "error": error}
+        for task_id, output, status, error in rows
+    }
+
+
+def steps_of(session: Session, execution_id: str) -> list[Step]:
+    """Every step of an execution, in order."""
+    return list(
+        session.scalars(select(Step).where(Step.execution_id == execution_id).order_by(Step.seq))
+    )
+
+
+def finish_execution(
+    execution: Execution,
+    status: ExecutionStatus,
+    *,
+    now: datetime,
+    output: Any = None,
+    error: Any = None,
+) -> None:
+    """Mark the execution finished with its status, output and error."""
+    execution.status = status.value
+    execution.output = output
+    execution.error = error
+    execution.finished_at = now
+
+
+def cancel_unfinished_steps(session: Session, execution_id: str, *, now: datetime) -> int:
+    """Cancel the execution's queued and retrying steps; running ones finish on their own."""
+    result = session.execute(
+        update(Step)
+        .where(Step.execution_id == execution_id, Step.status.in_(CLAIMABLE))
+        .values(status=StepStatus.CANCELLED.value, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def list_executions(
+    session: Session,
+    *,
+    workflow: str | None = None,
+    status: str | None = None,
+    event: str | None = None,
+    after: str | None = None,
+    limit: int = 50,
+) -> list[Execution]:
+    """Executions newest first, filtered; ``after`` is the last id of the previous page."""
+    query = select(Execution).order_by(Execution.id.desc()).limit(limit)
+    if workflow:
+        query = query.where(Execution.workflow_id == workflow)
+    if status:
+        query = query.where(Execution.status == status)
+    if event:
+        query = query.where(Execution.event_id == event)
+    if after:
+        query = query.where(Execution.id < after)
+    return list(session.scalars(query))
+
+
+# --- what the recovery sweep looks for -------------------------------------------------
+
+
+def stale_events(session: Session, *, now: datetime, deadline: float, limit: int) -> list[Event]:
+    """Accepted events not dispatched in time; the wait grows with each publish."""
+    rows = session.scalars(
+        select(Event)
+        .where(Event.status == "accepted")
+        .order_by(Event.received_at)
+        .limit(limit * 4)
+        .with_for_update(skip_locked=True)
+    )
+    due = []
+    for event in rows:
+        wait = timedelta(seconds=deadline * max(event.publish_count, 1))
+        if event.received_at <= now - wait:
+            due.append(event)
+    return due[:limit]
+
+
+def stale_queued_steps(
+    session: Session, *, now: datetime, deadline: float, limit: int
+) -> list[Step]:
+    """Queued steps that nobody started within the deadline."""
+    return list(
+        session.scalars(
+            select(Step)
+            .where(
+                Step.status == StepStatus.QUEUED.value,
+                Step.queued_at <= now - timedelta(seconds=deadline),
+            )
+            .order_by(Step.queued_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def due_retries(session: Session, *, now: datetime, deadline: float, limit: int) -> list[Step]:
+    """Retrying steps to release: a long backoff has passed, or a countdown message went missing.
+
+    A retry published with a countdown has ``queued_at == not_before`` (when it
+    is due to start); it is only stale ``deadline`` seconds later. A longer
+    backoff was not published (``queued_at`` is the failure time): it is due as
+    soon as ``not_before`` passes.
+    """
+    stale = now - timedelta(seconds=deadline)
+    return list(
+        session.scalars(
+            select(Step)
+            .where(
+                Step.status == StepStatus.RETRYING.value,
+                Step.not_before <= now,
+                (Step.queued_at < Step.not_before) | (Step.queued_at <= stale),
+            )
+            .order_by(Step.not_before)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+
+
+def expired_leases(session: Session, *, now: datetime, limit: int) -> list[Step]:
+    """Running steps whose lease has passed: their worker is presumed lost."""
+    return list(
+        session.scalars(
+            select(Step)
+            .where(Step.status == StepStatus.RUNNING.value, Step.lease_until < now)
+            .order_by(Step.lease_until)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
