@@ -31,16 +31,9 @@ from jinja2 import nodes
 
 from workflows.errors import TemplateError
 from workflows.model import JSON
+from workflows.template_limits import BUDGET, MAX_LENGTH, Budget
 from workflows.template_paths import has_template, translate
-from workflows.template_sandbox import (
-    BUDGET,
-    MAX_LENGTH,
-    Budget,
-    environment,
-    guard_loops,
-    to_json,
-    variables,
-)
+from workflows.template_sandbox import environment, guard, to_json, variables
 
 __all__ = ["check_syntax", "references", "render"]
 
@@ -83,8 +76,7 @@ def _compile(text: str) -> _Compiled:
                 [nodes.Assign(nodes.Name("result", "store"), expression, lineno=1)], lineno=1
             )
             tree.set_environment(env)
-        else:
-            guard_loops(tree)
+        guard(tree)
         template = env.from_string(tree)
     except TemplateError as error:
         raise TemplateError(f"template {_quote(text)}: {error.message}") from None

@@ -75,6 +75,13 @@ def test_whole_value_template_keeps_its_json_type(template: str, expected: Any) 
         ("items: {{ .input.items }}", 'items: [{"sku": "a", "qty": 1}, {"sku": "b", "qty": 2}]'),
         ("{{ .input.orderId }}{{ .input.count }}", "ord-13"),
         ("{{ .input.address | string }}", '{"city": "Oslo"}'),
+        ("{{ 'at ' ~ .input.address }}", 'at {"city": "Oslo"}'),
+        ("{{ .input.paid ~ '/' ~ .input.note }}", "true/null"),
+        ("{{ .input.items | map(attribute='sku') | join(', ') }}", "a, b"),
+        ("{{ .input.items | join(';', attribute='qty') }}", "1;2"),
+        ("{{ [.input.address, 1] | join(' ') }}", '{"city": "Oslo"} 1'),
+        ("{{ '%s-%05d' % (.input.name, .input.count) }}", "ada-00003"),
+        ("{{ '{}:{}'.format(.input.name, .input.count) }}", "ada:3"),
         ("line\n", "line\n"),
         ("{{ .input.name }}!\n", "ada!\n"),
     ],
@@ -235,6 +242,20 @@ def test_a_missing_key_never_renders_as_empty_text() -> None:
         "{{ '{0.__class__}'.format(.input) }}",
         "{% set x = ''.__class__ %}{{ x }}",
         "{{ .input | attr('__class__') }}",
+        "{{ 'x' ~ ''.upper }}",
+        "{{ 'x' ~ self }}",
+        "{{ [self, 1] | join(',') }}",
+        "{{ [range] | join }}",
+        "{{ '%s' % self }}",
+        "{{ '%s' % (range,) }}",
+        "{{ '%s' | format(self) }}",
+        "{{ '{}'.format(self) }}",
+        "{{ '{x}'.format_map({'x': dict}) }}",
+        "{% include 'secrets.txt' %}",
+        "{% extends '/etc/passwd' %}",
+        "{% import 'os' as os %}{{ os }}",
+        "{% from 'x' import y %}{{ y }}",
+        "{{ lipsum(1000000000) }}",
     ],
 )
 def test_sandbox_escapes_raise_template_error(template: str) -> None:
@@ -287,6 +308,13 @@ def test_runaway_templates_stop_with_template_error(template: str, message: str)
     with pytest.raises(TemplateError, match=message):
         render(template, CONTEXT)
     assert time.monotonic() - started < 5
+
+
+def test_a_huge_json_result_stops_at_the_value_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("workflows.template_limits.MAX_VALUES", 1000)
+    assert len(render("{{ [.input.address] * 400 }}", CONTEXT)) == 400
+    with pytest.raises(TemplateError, match="more than 1000 JSON values"):
+        render("{{ [.input] * 500 }}", CONTEXT)
 
 
 def test_limits_apply_per_render_not_per_process() -> None:
