@@ -11,6 +11,8 @@ from tests.workflows.conftest import MakeProject
 from workflows.errors import DefinitionError, Problem
 from workflows.loader import discover, load_project
 
+WORKFLOW = 'id: wf\ntasks:\n  - id: a\n    $use: tool(global::tools.#(id=="notify"))\n'
+
 
 def errors_of(root: Path) -> list[Problem]:
     with pytest.raises(DefinitionError) as caught:
@@ -109,116 +111,90 @@ def test_seed_tools_are_executable_node_scripts(seed_dir: Path) -> None:
 
 # -- broken definitions --------------------------------------------------------------------
 
+# fmt: off
 BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
     # (case, files, file, line, path, message fragment)
     (
         "unknown top-level key",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
             trigers: []
-            """
-        },
-        "wf.yaml",
-        5,
-        "trigers",
+            """},
+        "wf.yaml", 5, "trigers",
         "unknown key 'trigers'; expected one of: agents, config, defaults, description, id",
     ),
     (
         "unknown task key",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
                 nxt: b
-            """
-        },
-        "wf.yaml",
-        5,
-        "tasks[0].nxt",
+            """},
+        "wf.yaml", 5, "tasks[0].nxt",
         "unknown key 'nxt'",
     ),
     (
         "missing workflow id",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             version: "1"
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        1,
-        "",
+            """},
+        "wf.yaml", 1, "",
         "missing required key 'id'",
     ),
     (
         "empty task list",
         {"wf.yaml": "id: wf\ntasks: []\n"},
-        "wf.yaml",
-        2,
-        "tasks",
+        "wf.yaml", 2, "tasks",
         "must list at least one task",
     ),
     (
         "ill-typed final",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
                 final: "yes"
-            """
-        },
-        "wf.yaml",
-        5,
-        "tasks[0].final",
+            """},
+        "wf.yaml", 5, "tasks[0].final",
         "must be true or false, not a string ('yes')",
     ),
     (
         "negative timeout",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
                 timeout: -1
-            """
-        },
-        "wf.yaml",
-        5,
-        "tasks[0].timeout",
+            """},
+        "wf.yaml", 5, "tasks[0].timeout",
         "-1 is less than or equal to the minimum of 0",
     ),
     (
         "retry attempts below one",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             defaults:
               retry: {attempts: 0}
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        3,
-        "defaults.retry.attempts",
+            """},
+        "wf.yaml", 3, "defaults.retry.attempts",
         "0 is less than the minimum of 1",
     ),
     (
         "trigger type other than signal",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             triggers:
               - type: webhook
@@ -226,17 +202,13 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        3,
-        "triggers[0].type",
+            """},
+        "wf.yaml", 3, "triggers[0].type",
         "unsupported trigger type 'webhook' (supported: signal)",
     ),
     (
         "trigger name not dotted",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             triggers:
               - type: signal
@@ -244,17 +216,13 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "triggers[0].name",
+            """},
+        "wf.yaml", 4, "triggers[0].name",
         "must be a dotted name like order.created",
     ),
     (
         "trigger name too long",
-        {
-            "wf.yaml": f"""\
+        {"wf.yaml": f"""\
             id: wf
             triggers:
               - type: signal
@@ -262,17 +230,13 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "triggers[0].name",
+            """},
+        "wf.yaml", 4, "triggers[0].name",
         "at most 255 characters",
     ),
     (
         "trigger declared twice",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             triggers:
               - {type: signal, name: order.created}
@@ -280,17 +244,13 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "triggers[1].name",
+            """},
+        "wf.yaml", 4, "triggers[1].name",
         "trigger 'order.created' is declared twice",
     ),
     (
         "invalid trigger schema",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             triggers:
               - type: signal
@@ -300,198 +260,153 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        6,
-        "triggers[0].schema.type",
+            """},
+        "wf.yaml", 6, "triggers[0].schema.type",
         "invalid JSON Schema: 'strin' is not valid",
     ),
     (
         "duplicate task id",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        5,
-        "tasks[1].id",
+            """},
+        "wf.yaml", 5, "tasks[1].id",
         "duplicate task id 'a' (first at line 3)",
     ),
     (
         "next naming no task",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
                 on_success:
                   next: nope
-            """
-        },
-        "wf.yaml",
-        6,
-        "tasks[0].on_success.next",
+            """},
+        "wf.yaml", 6, "tasks[0].on_success.next",
         "next names no task: 'nope' (tasks: a)",
     ),
     (
         "on_error naming no task",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
                 on_error: {next: missing}
-            """
-        },
-        "wf.yaml",
-        5,
-        "tasks[0].on_error.next",
+            """},
+        "wf.yaml", 5, "tasks[0].on_error.next",
         "next names no task: 'missing'",
     ),
     (
         "unsupported task type",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 type: parallel
                 $use: tool(local::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "tasks[0].type",
+            """},
+        "wf.yaml", 4, "tasks[0].type",
         "unsupported task type 'parallel' (supported: basic)",
     ),
     (
         "task with nothing to run",
-        {"wf.yaml": "id: wf\ntasks:\n  - id: a\n    type: basic\n"},
-        "wf.yaml",
-        3,
-        "tasks[0]",
+        {"wf.yaml": """\
+            id: wf
+            tasks:
+              - id: a
+                type: basic
+            """},
+        "wf.yaml", 3, "tasks[0]",
         "task 'a' has nothing to run",
     ),
     (
         "$use selector matching nothing",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="nope"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "tasks[0].$use",
+            """},
+        "wf.yaml", 4, "tasks[0].$use",
         """reference 'local::tools.#(id=="nope")': #(id=="nope") matches nothing""",
     ),
     (
         "$use of neither agent nor tool",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: workflow(local::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "tasks[0].$use",
+            """},
+        "wf.yaml", 4, "tasks[0].$use",
         "must be agent(<reference>) or tool(<reference>)",
     ),
     (
         "reference with a list index",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(local::tools.0)
-            """
-        },
-        "wf.yaml",
-        4,
-        "tasks[0].$use",
+            """},
+        "wf.yaml", 4, "tasks[0].$use",
         "unsupported path segment '0' (select list items with",
     ),
     (
         "reference with an unknown scope",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(remote::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "tasks[0].$use",
+            """},
+        "wf.yaml", 4, "tasks[0].$use",
         "unknown scope 'remote'; use local:: or global::",
     ),
     (
         "agent $use pointing at a tool",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: agent(global::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "tasks[0].$use",
+            """},
+        "wf.yaml", 4, "tasks[0].$use",
         "$use agent(...) points at the tool 'notify'",
     ),
     (
         "action on a tool task",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
                 action: default
-            """
-        },
-        "wf.yaml",
-        5,
-        "tasks[0].action",
+            """},
+        "wf.yaml", 5, "tasks[0].action",
         "action is only for agent tasks",
     ),
     (
         "action the agent does not have",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: agent(local::agents.#(id=="helper"))
                 action: translate
-            """
-        },
-        "wf.yaml",
-        5,
-        "tasks[0].action",
+            """},
+        "wf.yaml", 5, "tasks[0].action",
         "agent 'helper' has no action 'translate' (actions: summarize, default)",
     ),
     (
         "missing execute file",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tools:
               - id: t
@@ -499,17 +414,13 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="t"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "tools[0].execute",
+            """},
+        "wf.yaml", 4, "tools[0].execute",
         "tool 't': execute file './tools/missing.sh' not found",
     ),
     (
         "duplicate local tool id",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tools:
               - {id: t, execute: ./run.sh}
@@ -517,17 +428,13 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="t"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "tools[1].id",
+            """},
+        "wf.yaml", 4, "tools[1].id",
         "duplicate tool id 't' (first at wf.yaml:3)",
     ),
     (
         "$ref pointer to nothing",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             config:
               input:
@@ -535,17 +442,13 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "config.input.$ref",
+            """},
+        "wf.yaml", 4, "config.input.$ref",
         "$ref '#/triggers/3/schema': nothing at 'triggers'",
     ),
     (
         "$ref to a model herald.yaml lacks",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             agents:
               - id: bot
@@ -554,34 +457,26 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
             tasks:
               - id: a
                 $use: agent(local::agents.#(id=="bot"))
-            """
-        },
-        "wf.yaml",
-        5,
-        "agents[0].config.$ref",
+            """},
+        "wf.yaml", 5, "agents[0].config.$ref",
         "matches nothing in herald.yaml",
     ),
     (
         "$ref cycle",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             config:
               input: {$ref: "#/config"}
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
-            """
-        },
-        "wf.yaml",
-        3,
-        "config.input.$ref",
+            """},
+        "wf.yaml", 3, "config.input.$ref",
         "refers to itself (a cycle)",
     ),
     (
         "unsupported model provider",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             agents:
               - id: bot
@@ -589,17 +484,13 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
             tasks:
               - id: a
                 $use: agent(local::agents.#(id=="bot"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "agents[0].config.provider",
+            """},
+        "wf.yaml", 4, "agents[0].config.provider",
         "unsupported model provider 'anthropic' (supported: openai, mock)",
     ),
     (
         "inline model config without a model",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             agents:
               - id: bot
@@ -607,17 +498,13 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
             tasks:
               - id: a
                 $use: agent(local::agents.#(id=="bot"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "agents[0].config",
+            """},
+        "wf.yaml", 4, "agents[0].config",
         "missing required key 'model'",
     ),
     (
         "api key written instead of its variable name",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             agents:
               - id: bot
@@ -625,102 +512,86 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
             tasks:
               - id: a
                 $use: agent(local::agents.#(id=="bot"))
-            """
-        },
-        "wf.yaml",
-        4,
-        "agents[0].config.api_key_env",
+            """},
+        "wf.yaml", 4, "agents[0].config.api_key_env",
         "must be the NAME of an environment variable",
     ),
     (
         "template syntax error in with",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
                 with:
                   to: "{{ .input.email "
-            """
-        },
-        "wf.yaml",
-        6,
-        "tasks[0].with.to",
+            """},
+        "wf.yaml", 6, "tasks[0].with.to",
         "template error:",
     ),
     (
         "template syntax error in outputs",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
             outputs:
               result: "{{ .tasks.a.output | nosuchfilter }}"
-            """
-        },
-        "wf.yaml",
-        6,
-        "outputs.result",
+            """},
+        "wf.yaml", 6, "outputs.result",
         "template error:",
     ),
     (
         "a document that is not a workflow",
-        {
-            "docker-compose.yml": """\
+        {"docker-compose.yml": """\
             services:
               db:
                 image: postgres
-            """
-        },
-        "docker-compose.yml",
-        1,
-        "",
+            """},
+        "docker-compose.yml", 1, "",
         "not a workflow",
     ),
     (
         "YAML syntax error",
-        {"wf.yaml": "id: wf\ntasks:\n  - id: [a\n"},
-        "wf.yaml",
-        4,
-        "",
+        {"wf.yaml": """\
+            id: wf
+            tasks:
+              - id: [a
+            """},
+        "wf.yaml", 4, "",
         "invalid YAML:",
     ),
     (
         "duplicate YAML key",
-        {
-            "wf.yaml": """\
+        {"wf.yaml": """\
             id: wf
             tasks:
               - id: a
                 $use: tool(local::tools.#(id=="notify"))
             id: again
-            """
-        },
-        "wf.yaml",
-        5,
-        "id",
+            """},
+        "wf.yaml", 5, "id",
         "duplicate key 'id' (first at line 1)",
     ),
     (
         "unknown key in herald.yaml",
         {"herald.yaml": "model: []\n"},
-        "herald.yaml",
-        1,
-        "model",
+        "herald.yaml", 1, "model",
         "unknown key 'model'; expected one of: agents, defaults, models",
     ),
     (
         "herald.yaml model without an id",
-        {"herald.yaml": "models:\n  - provider: mock\n    model: m\n"},
-        "herald.yaml",
-        2,
-        "models[0]",
+        {"herald.yaml": """\
+            models:
+              - provider: mock
+                model: m
+            """},
+        "herald.yaml", 2, "models[0]",
         "missing required key 'id'",
     ),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(
@@ -981,7 +852,7 @@ def test_workflows_globs_narrow_discovery(make_project: MakeProject) -> None:
     root = make_project(
         {
             "herald.yaml": HERALD_YAML + 'workflows: ["flows/*.yaml"]\n',
-            "flows/wf.yaml": 'id: wf\ntasks:\n  - id: a\n    $use: tool(global::tools.#(id=="notify"))\n',
+            "flows/wf.yaml": WORKFLOW,
             "docker-compose.yml": "services: {}\n",
         }
     )
@@ -990,11 +861,7 @@ def test_workflows_globs_narrow_discovery(make_project: MakeProject) -> None:
 
 
 def test_an_empty_trailing_document_is_ignored(make_project: MakeProject) -> None:
-    root = make_project(
-        {
-            "wf.yaml": 'id: wf\ntasks:\n  - id: a\n    $use: tool(global::tools.#(id=="notify"))\n---\n'
-        }
-    )
+    root = make_project({"wf.yaml": WORKFLOW + "---\n"})
 
     assert list(load_project(root).workflows) == ["wf"]
 

@@ -1,0 +1,229 @@
+"""The trigger registry: subscribers per event name, payload validation with formats asserted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.workflows.conftest import MakeProject
+from workflows.errors import DefinitionError
+from workflows.registry import Definitions, PayloadError, TriggerRegistry, format_checker
+
+VALID_ORDER = {
+    "orderId": "order_12345",
+    "customerId": "customer_67890",
+    "customerEmail": "customer@example.com",
+    "items": [{"productId": "prod_001", "quantity": 1, "price": 99.99}],
+    "totalAmount": 99.99,
+}
+
+
+@pytest.fixture
+def seed_registry(seed_dir: Path) -> TriggerRegistry:
+    return Definitions.load(seed_dir).registry
+
+
+def test_every_workflow_subscribed_to_a_name_is_listed_in_a_stable_order(
+    seed_registry: TriggerRegistry,
+) -> None:
+    subscribers = seed_registry.subscribers("order.created")
+
+    assert [s.workflow.id for s in subscribers] == [
+        "ecommerce-order-flow",
+        "inventory-updater",
+        "notification-sender",
+        "order-processor",
+    ]
+    assert all(s.trigger.name == "order.created" for s in subscribers)
+    assert seed_registry.names() == ("order.created", "product.updated", "user.created")
+
+
+def test_a_name_nobody_subscribes_to_has_no_subscribers_and_no_errors(
+    seed_registry: TriggerRegistry,
+) -> None:
+    assert seed_registry.subscribers("order.deleted") == ()
+    assert seed_registry.validate("order.deleted", {"anything": 1}) == []
+
+
+def test_the_seed_curl_payload_is_valid(seed_registry: TriggerRegistry) -> None:
+    payload = {
+        **VALID_ORDER,
+        "items": [{**VALID_ORDER["items"][0], "name": "Wireless Headphones"}],  # type: ignore[dict-item]
+        "shippingAddress": {"street": "123 Main St", "city": "New York"},
+    }
+
+    assert seed_registry.validate("order.created", payload) == []
+
+
+def test_every_error_of_every_subscriber_is_returned(seed_registry: TriggerRegistry) -> None:
+    payload = {"orderId": "o_1", "items": [{"productId": "p", "quantity": 0}]}
+
+    errors = seed_registry.validate("order.created", payload)
+
+    assert sorted((e.workflow_id, e.path) for e in errors) == [
+        ("ecommerce-order-flow", "/customerEmail"),
+        ("ecommerce-order-flow", "/customerId"),
+        ("ecommerce-order-flow", "/items/0/quantity"),
+        ("ecommerce-order-flow", "/totalAmount"),
+        ("order-processor", "/customerId"),
+    ]
+    by_path = {(e.workflow_id, e.path): e.message for e in errors}
+    assert by_path[("order-processor", "/customerId")] == "customerId: required field is missing"
+    assert by_path[("ecommerce-order-flow", "/items/0/quantity")] == (
+        "items[0].quantity: 0 is less than the minimum of 1"
+    )
+
+
+def test_a_payload_of_the_wrong_type_is_an_error_at_the_root(
+    seed_registry: TriggerRegistry,
+) -> None:
+    errors = seed_registry.validate("product.updated", ["not", "an", "object"])
+
+    assert errors == [
+        PayloadError(
+            "product-updater", "", "payload: ['not', 'an', 'object'] is not of type 'object'"
+        )
+    ]
+
+
+def test_the_seed_email_format_is_asserted(seed_registry: TriggerRegistry) -> None:
+    errors = seed_registry.validate("order.created", {**VALID_ORDER, "customerEmail": "nope"})
+
+    assert [(e.workflow_id, e.path) for e in errors] == [("ecommerce-order-flow", "/customerEmail")]
+    assert errors[0].message == "customerEmail: 'nope' is not a 'email'"
+
+
+FORMATS = [
+    ("email", "customer@example.com", "customer@"),
+    ("email", "a.b+c@mail.example.org", "no at sign"),
+    ("email", "a@example.com", "a@b@example.com"),
+    ("idn-email", "ü@example.com", "ü"),
+    ("date-time", "2024-05-01T10:00:00Z", "2024-05-01 10:00"),
+    ("date", "2024-05-01", "2024-13-01"),
+    ("time", "10:00:00+02:00", "25:00"),
+    ("duration", "P1DT2H", "1 day"),
+    ("uri", "https://example.com/a?b=c", "example.com/no-scheme"),
+    ("uri-reference", "/a/b#c", "\\\\bad"),
+    ("iri", "https://例え.jp/パス", "no scheme"),
+    ("iri-reference", "/パス#a", "\\\\bad"),
+    ("uuid", "123e4567-e89b-12d3-a456-426614174000", "123e4567"),
+    ("ipv4", "192.168.0.1", "192.168.0.256"),
+    ("ipv6", "::1", "1:2:3"),
+    ("hostname", "api.example.com", "-bad-.example.com"),
+    ("idn-hostname", "例え.jp", "a" * 64 + ".jp"),
+    ("json-pointer", "/items/0", "items/0"),
+    ("relative-json-pointer", "0/items", "/items"),
+    ("uri-template", "/orders/{id}", "/orders/{id"),
+    ("regex", "^prod_[a-z]+$", "[unclosed"),
+]
+
+
+@pytest.mark.parametrize(("fmt", "good", "bad"), FORMATS, ids=[f"{f[0]}:{f[2]}" for f in FORMATS])
+def test_format_is_asserted(make_project: MakeProject, fmt: str, good: str, bad: str) -> None:
+    root = make_project(
+        {
+            "wf.yaml": f"""\
+                id: wf
+                triggers:
+                  - type: signal
+                    name: fmt.check
+                    schema:
+                      type: object
+                      properties:
+                        value: {{type: string, format: {fmt}}}
+                tasks:
+                  - id: a
+                    $use: tool(global::tools.#(id=="notify"))
+                """
+        }
+    )
+    registry = Definitions.load(root).registry
+
+    assert registry.validate("fmt.check", {"value": good}) == []
+    (error,) = registry.validate("fmt.check", {"value": bad})
+    assert (error.workflow_id, error.path) == ("wf", "/value")
+    assert f"is not a '{fmt}'" in error.message
+
+
+def test_every_format_the_checker_knows_is_tested() -> None:
+    assert set(format_checker().checkers) == {fmt for fmt, _, _ in FORMATS}
+
+
+def test_unexpected_fields_are_pointed_at(make_project: MakeProject) -> None:
+    root = make_project(
+        {
+            "wf.yaml": """\
+                id: wf
+                triggers:
+                  - type: signal
+                    name: strict.thing
+                    schema:
+                      type: object
+                      properties: {a: {type: string}}
+                      patternProperties: {"^x-": {}}
+                      additionalProperties: false
+                tasks:
+                  - id: a
+                    $use: tool(global::tools.#(id=="notify"))
+                """
+        }
+    )
+    registry = Definitions.load(root).registry
+
+    errors = registry.validate("strict.thing", {"a": "ok", "x-trace": 1, "b": 2, "c": 3})
+
+    assert errors == [
+        PayloadError("wf", "/b", "b: unexpected field"),
+        PayloadError("wf", "/c", "c: unexpected field"),
+    ]
+
+
+def test_pointer_segments_are_escaped(make_project: MakeProject) -> None:
+    root = make_project(
+        {
+            "wf.yaml": """\
+                id: wf
+                triggers:
+                  - type: signal
+                    name: odd.keys
+                    schema:
+                      type: object
+                      required: ["a/b~c"]
+                tasks:
+                  - id: a
+                    $use: tool(global::tools.#(id=="notify"))
+                """
+        }
+    )
+    registry = Definitions.load(root).registry
+
+    (error,) = registry.validate("odd.keys", {})
+
+    assert error.path == "/a~1b~0c"
+
+
+def test_validators_are_compiled_once_at_build(seed_registry: TriggerRegistry) -> None:
+    first = seed_registry._validators["order.created"]
+
+    seed_registry.validate("order.created", VALID_ORDER)
+
+    assert seed_registry._validators["order.created"] is first
+    assert len(first) == 2  # the two order.created triggers with a schema
+
+
+def test_definitions_load_refuses_a_bad_project(make_project: MakeProject) -> None:
+    root = make_project({"wf.yaml": "id: wf\ntasks: []\n"})
+
+    with pytest.raises(DefinitionError):
+        Definitions.load(root)
+
+
+def test_definitions_bundle_the_project_and_its_registry(seed_dir: Path) -> None:
+    definitions = Definitions.load(seed_dir)
+
+    assert set(definitions.project.workflows) >= {"order-processor", "ecommerce-order-flow"}
+    assert (
+        definitions.registry.subscribers("product.updated")[0].workflow
+        is (definitions.project.workflows["product-updater"])
+    )
