@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -95,6 +95,36 @@ def check_width(args: Iterable[Any]) -> None:
     for arg in args:
         if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > MAX_LENGTH:
             raise TemplateError(f"asks for a width of {arg}, more than {MAX_LENGTH}")
+
+
+def check_expansion(name: str, value: Any, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+    """Refuse a string filter or method call whose result would pass :data:`MAX_LENGTH`.
+
+    ``name`` is the filter or ``str`` method (``indent``, ``replace``, ``center``...),
+    ``value`` the string it works on; checked before the result is built.
+    """
+    check_width([*args, *kwargs.values()])
+    if not isinstance(value, str):
+        return
+    if name == "indent":
+        width = args[0] if args else kwargs.get("width", 4)
+        pad = len(width) if isinstance(width, str) else width
+        if isinstance(pad, int):
+            _check_total(len(value) + (value.count("\n") + 1) * pad)
+    elif name == "replace" and len(args) >= 2 and isinstance(args[0], str):
+        old, new = args[0], args[1]
+        count = value.count(old) if old else len(value) + 1
+        _check_total(len(value) + count * len(str(new)))
+    elif name == "expandtabs":
+        size = args[0] if args else kwargs.get("tabsize", 8)
+        if isinstance(size, int):
+            _check_total(len(value) + value.count("\t") * size)
+
+
+def _check_total(length: int) -> None:
+    """Refuse a result of ``length`` characters past :data:`MAX_LENGTH`."""
+    if length > MAX_LENGTH:
+        raise TemplateError(f"builds a value longer than {MAX_LENGTH} characters")
 
 
 def check_format(text: Any) -> None:

@@ -26,16 +26,18 @@ from workflows.errors import TemplateError
 from workflows.model import JSON
 from workflows.template_limits import (
     check_binop,
+    check_expansion,
     check_format,
     check_size,
-    check_width,
     count_value,
     tick,
 )
 from workflows.template_paths import DATA_NAME, LOOKUP_NAME
 
-_WIDTH_FILTERS = frozenset({"center", "indent", "wordwrap", "truncate"})
-_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+#: filters and ``str`` methods that can build a string much longer than their input
+_EXPANDING = frozenset(
+    {"center", "indent", "wordwrap", "truncate", "replace", "ljust", "rjust", "zfill", "expandtabs"}
+)
 _ROOT_NAMES = "input, tasks, error, event, workflow, execution"
 
 
@@ -76,6 +78,7 @@ def to_json(value: Any, depth: int = 0) -> JSON:
 def to_text(value: Any) -> str:
     """How one ``{{ }}`` inside text renders: strings as they are, other JSON as JSON text."""
     if isinstance(value, str):
+        check_size(value)
         return value
     return json.dumps(to_json(value), ensure_ascii=False, allow_nan=False)
 
@@ -177,9 +180,8 @@ def _guard_filter(name: str, function: Callable[..., Any]) -> Callable[..., Any]
     @wraps(function)
     def guarded(*args: Any, **kwargs: Any) -> Any:
         tick()
-        if name in _WIDTH_FILTERS:
-            check_width(args[skip:])
-            check_width(kwargs.values())
+        if name in _EXPANDING:
+            check_expansion(name, args[skip - 1], args[skip:], kwargs)
         elif name == "format":
             check_format(args[skip - 1])
             check_plain(args[skip:])
@@ -223,8 +225,9 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         """Every call (functions, methods, macros) counts against the budget."""
         tick()
-        if isinstance(getattr(__obj, "__self__", None), str) and __obj.__name__ in _WIDTH_METHODS:
-            check_width(args)
+        owner = getattr(__obj, "__self__", None)
+        if isinstance(owner, str) and getattr(__obj, "__name__", None) in _EXPANDING:
+            check_expansion(__obj.__name__, owner, args, kwargs)
         result = super().call(__context, __obj, *args, **kwargs)
         check_size(result)
         return result

@@ -301,6 +301,15 @@ def test_no_python_repr_leaks_into_text() -> None:
         ("{% for i in range(2000) %}{{ 'x' * 1000 }}{% endfor %}", "more than 1048576"),
         ("{{ 'x' * 1000000 + 'y' * 1000000 }}", "longer than"),
         ("{{ 1 / 0 }}", "ZeroDivisionError"),
+        (
+            "{% set ns = namespace(s='x') %}{% for i in range(40) %}"
+            "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}",
+            "longer than",
+        ),
+        ("{{ ('x' * 1000) | replace('', 'y' * 2000) }}", "longer than"),
+        ("{{ ('x' * 1000).replace('x', 'y' * 2000) }}", "longer than"),
+        ("{{ ('\n' * 100000) | indent(1000) }}", "longer than"),
+        ("{{ ('\t' * 100000).expandtabs(1000) }}", "longer than"),
     ],
 )
 def test_runaway_templates_stop_with_template_error(template: str, message: str) -> None:
