@@ -33,8 +33,15 @@ from workflows.references import UnresolvedReference, locate, parse_use
 from workflows.validation import check_schema
 from workflows.yamlsource import Document, JsonPath
 
-TemplateCheck = Callable[[str], "str | None"]
-"""Returns an error message for a template string with bad syntax, else None."""
+
+@dataclass(frozen=True)
+class TemplateTools:
+    """The static checks of ``workflows.templates`` that definitions go through."""
+
+    #: an error message for a template string with bad syntax, else None
+    check_syntax: Callable[[str], str | None]
+    #: the dotted paths a template reads (``("tasks", "x", "output")``), when available
+    references: Callable[[str], set[tuple[str, ...]]] | None = None
 
 
 def _frozen(value: Any) -> Mapping[str, Any]:
@@ -76,10 +83,14 @@ class Shared:
 class Builder:
     """Builds model objects from one document's resolved data, appending to ``problems``."""
 
-    def __init__(self, doc: Document, problems: list[Problem], check: TemplateCheck | None) -> None:
+    def __init__(
+        self, doc: Document, problems: list[Problem], templates: TemplateTools | None
+    ) -> None:
         self.doc = doc
         self.problems = problems
-        self.check = check
+        self.tools = templates
+        #: the template strings met (path, text), checked against task ids at the end
+        self.template_strings: list[tuple[JsonPath, str]] = []
 
     def error(self, path: JsonPath, message: str) -> None:
         """Record an error at ``path`` of this document."""
@@ -219,11 +230,13 @@ class Builder:
 
     def templates(self, path: JsonPath, value: Any) -> None:
         """Report every string under ``value`` whose template syntax is wrong."""
-        if self.check is None:
+        if self.tools is None:
             return
         if isinstance(value, str):
-            if (message := self.check(value)) is not None:
+            if (message := self.tools.check_syntax(value)) is not None:
                 self.error(path, f"template error: {message}")
+            else:
+                self.template_strings.append((path, value))
         elif isinstance(value, dict):
             for key, item in value.items():
                 self.templates((*path, key), item)
@@ -244,6 +257,7 @@ class Builder:
         agents = self.collection("agents", data)
         tasks = self.tasks(data, shared, tools, agents, defaults)
         self.templates(("outputs",), data.get("outputs"))
+        self.task_references(data)
         workflow_id = _str(data.get("id"))
         if workflow_id is None or not tasks:
             return None
@@ -260,6 +274,20 @@ class Builder:
             max_steps=defaults.max_steps,
             location=self.location(()),
         )
+
+    def task_references(self, data: dict[str, Any]) -> None:
+        """A template that reads ``.tasks.<id>`` must name a task of the workflow."""
+        if self.tools is None or self.tools.references is None:
+            return
+        ids = [i for raw in _list(data.get("tasks")) if (i := _str(_dict(raw).get("id")))]
+        for path, text in self.template_strings:
+            for ref in sorted(self.tools.references(text)):
+                if len(ref) > 1 and ref[0] == "tasks" and ref[1] not in ids:
+                    self.error(
+                        path,
+                        f"template reads .tasks.{ref[1]}, and there is no task {ref[1]!r} "
+                        f"(tasks: {', '.join(ids) or 'none'})",
+                    )
 
     def triggers(self, data: dict[str, Any]) -> list[Trigger]:
         """The signal triggers; one name at most once per workflow."""

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from workflows.builder import Builder, Shared, TemplateCheck
+from workflows.builder import Builder, Shared, TemplateTools
 from workflows.errors import DefinitionError, Problem
 from workflows.model import Project, Workflow
 from workflows.references import Resolver
@@ -34,10 +34,10 @@ def load_project(root: Path) -> Project:
     """Load every definition under ``root``; raise DefinitionError listing every error."""
     root = Path(root).resolve()
     problems: list[Problem] = []
-    check = _template_check()
+    templates = _template_tools()
     if not root.is_dir():
         raise DefinitionError([Problem(str(root), 1, "", "project directory not found")])
-    shared, globs, project_file = _load_project_file(root, problems, check)
+    shared, globs, project_file = _load_project_file(root, problems, templates)
     files = discover(root, globs)
     workflows: dict[str, Workflow] = {}
     for path in files:
@@ -45,7 +45,7 @@ def load_project(root: Path) -> Project:
         docs, parse_problems = parse_file(path, rel)
         problems.extend(parse_problems)
         for doc in docs:
-            workflow = _load_workflow(doc, shared, problems, check)
+            workflow = _load_workflow(doc, shared, problems, templates)
             if workflow is None:
                 continue
             if workflow.id in workflows:
@@ -87,20 +87,22 @@ def _skipped(rel: Path) -> bool:
     return any(part.startswith(".") or part in SKIPPED_DIRS for part in rel.parts[:-1])
 
 
-def _template_check() -> TemplateCheck | None:
-    """The templates module's syntax check, when that module is present."""
+def _template_tools() -> TemplateTools | None:
+    """The templates module's static checks, when that module is present."""
     try:
         module = importlib.import_module("workflows.templates")
     except ModuleNotFoundError as exc:
         if exc.name != "workflows.templates":
             raise
         return None
-    check: TemplateCheck | None = getattr(module, "check_syntax", None)
-    return check
+    check_syntax = getattr(module, "check_syntax", None)
+    if check_syntax is None:
+        return None
+    return TemplateTools(check_syntax, getattr(module, "references", None))
 
 
 def _load_project_file(
-    root: Path, problems: list[Problem], check: TemplateCheck | None
+    root: Path, problems: list[Problem], templates: TemplateTools | None
 ) -> tuple[Shared, tuple[str, ...], str | None]:
     """``herald.yaml``'s shared pieces, the workflow globs and the file's name (if any)."""
     path = next((root / n for n in PROJECT_FILES if (root / n).is_file()), None)
@@ -117,7 +119,7 @@ def _load_project_file(
     data = resolver.resolve()
     problems.extend(doc.problem(p, m) for p, m in resolver.problems)
     problems.extend(check_structure(doc, data, PROJECT_SCHEMA))
-    builder = Builder(doc, problems, check)
+    builder = Builder(doc, problems, templates)
     shared = Shared(data=data if isinstance(data, dict) else {})
     shared.defaults = builder.defaults(shared.data.get("defaults"), shared.defaults)
     shared.models = builder.collection("models", data)
@@ -130,7 +132,7 @@ def _load_project_file(
 
 
 def _load_workflow(
-    doc: Document, shared: Shared, problems: list[Problem], check: TemplateCheck | None
+    doc: Document, shared: Shared, problems: list[Problem], templates: TemplateTools | None
 ) -> Workflow | None:
     """Resolve, check and build one workflow document."""
     if not isinstance(doc.data, dict) or not ({"id", "tasks"} & doc.data.keys()):
@@ -147,7 +149,7 @@ def _load_workflow(
     problems.extend(doc.problem(p, m) for p, m in resolver.problems)
     failed = [p[:-1] for p, _ in resolver.problems]
     problems.extend(p for p in check_structure(doc, data, WORKFLOW_SCHEMA) if not _under(p, failed))
-    return Builder(doc, problems, check).workflow(data, shared)
+    return Builder(doc, problems, templates).workflow(data, shared)
 
 
 def _under(problem: Problem, failed: list[JsonPath]) -> bool:

@@ -530,6 +530,19 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
         "template error:",
     ),
     (
+        "template reading a task that does not exist",
+        {"wf.yaml": """\
+            id: wf
+            tasks:
+              - id: a
+                $use: tool(local::tools.#(id=="notify"))
+                with:
+                  previous: "{{ .tasks.nope.output }}"
+            """},
+        "wf.yaml", 6, "tasks[0].with.previous",
+        "template reads .tasks.nope, and there is no task 'nope' (tasks: a)",
+    ),
+    (
         "template syntax error in outputs",
         {"wf.yaml": """\
             id: wf
