@@ -104,11 +104,10 @@ def check_plain(value: Any, depth: int = 0) -> None:
 def _join(value: Any, separator: str = "", attribute: str | int | None = None) -> str:
     """The ``join`` filter, each item as JSON text (never a Python repr)."""
     check_plain(separator)
-    items = [to_text(item) for item in to_json(value)] if attribute is None else None
-    if items is None:
+    if attribute is not None:
         getter = make_attrgetter(environment(), attribute)
-        items = [to_text(getter(item)) for item in value]
-    result = str(separator).join(items)
+        value = [getter(item) for item in value]
+    result = str(separator).join(to_text(item) for item in to_json(value))
     check_size(result)
     return result
 

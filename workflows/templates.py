@@ -10,10 +10,16 @@ A template reads the execution's data with Go-style leading-dot paths::
 The context has ``input`` (the event payload), ``tasks`` (``{id: {"output",
 "status", "error"}}``), ``error`` (what led into an ``on_error`` target), ``event``,
 ``workflow`` and ``execution``. A missing key is a :class:`TemplateError` naming the
-template and the key, never an empty string. An object or number embedded in text
-renders as JSON text. Rendering is sandboxed and bounded (see
-:mod:`workflows.template_sandbox`); paths are translated as described in
-:mod:`workflows.template_paths`.
+template and the key, never an empty string (``| default(...)`` and ``is defined``
+still work). A string that is one ``{{ }}`` with at most whitespace around it is a
+whole value; anything else renders a string, with objects, numbers, booleans and
+null embedded as JSON text (``true``, ``null``, ``{"a": 1}``).
+
+Paths are translated as :mod:`workflows.template_paths` describes; every segment is
+a key (``.input.items`` is the key ``items``). Variables of Jinja's own (a loop's
+``item.sku``) use Jinja lookup, where ``item["items"]`` reaches a key that shares a
+``dict`` method's name. Rendering is sandboxed (:mod:`workflows.template_sandbox`)
+and bounded (:mod:`workflows.template_limits`).
 
 Each distinct template string is compiled once and cached; strings without
 ``{{`` or ``{%`` are returned untouched without any Jinja work.
