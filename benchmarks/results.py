@@ -1,0 +1,140 @@
+"""What a benchmark run measured: one record per measurement, gathered in :class:`BenchReport`.
+
+Every record is a dataclass that serialises to JSON as it is; raw samples, which
+only the plot needs, live in :attr:`BenchReport.samples` and stay out of the JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from benchmarks.stats import Summary
+
+System = Literal["herald", "celery"]
+
+
+@dataclass(frozen=True)
+class IngestionRun:
+    """``POST /api/v1/events`` at one client concurrency."""
+
+    concurrency: int
+    seconds: float
+    accepted: int
+    failed: int
+    per_second: float
+    latency_ms: Summary
+    #: event rows counted in the database after the run
+    rows: int
+
+    @property
+    def durable(self) -> bool:
+        """Every 202 has its committed row: as many rows as accepted events."""
+        return self.rows == self.accepted
+
+
+@dataclass(frozen=True)
+class LatencyRound:
+    """One low-load round: work sent one at a time, timed from send to finish."""
+
+    system: System
+    round: int
+    #: herald: POST to execution succeeded; celery: publish to the chain's last task done
+    end_to_end_ms: Summary
+    #: time per step: from the first step's finish to the last's, over the hops between
+    per_step_ms: Summary
+    #: herald only: where a step's time goes (queue wait, run, ...), medians in ms
+    breakdown_ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DrainRound:
+    """A queue of executions (chains) enqueued with workers stopped, then drained."""
+
+    system: System
+    round: int
+    workers: int
+    concurrency: int
+    executions: int
+    steps_per_execution: int
+    #: first step finished to last step finished
+    seconds: float
+    #: steps per second sustained between the 10th and 90th percentile of finishes
+    steps_per_second: float
+
+
+@dataclass(frozen=True)
+class DefinitionsBench:
+    """Loading a large project and validating a payload against many subscribed schemas."""
+
+    workflows: int
+    tasks_per_workflow: int
+    load_ms: Summary
+    registry_build_ms: Summary
+    subscribers: int
+    validate_us: Summary
+
+
+@dataclass(frozen=True)
+class PeakMemory:
+    """The largest resident set any process of a role reached (VmHWM)."""
+
+    role: str
+    processes: int
+    max_rss_mb: float
+
+
+@dataclass(frozen=True)
+class ProfileEntry:
+    """One function of a cProfile run."""
+
+    function: str
+    calls: int
+    own_ms: float
+    cumulative_ms: float
+
+
+@dataclass(frozen=True)
+class HotPathProfile:
+    """An in-process profile of a hot path, per call and its top functions."""
+
+    target: str
+    calls: int
+    per_call_us: float
+    top: list[ProfileEntry]
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A herald figure, raw Celery's, and the target it is held to (reported, not asserted)."""
+
+    name: str
+    herald: float | None
+    celery: float | None
+    #: herald / celery, or herald - celery for added latency; see ``unit``
+    value: float | None
+    unit: str
+    target: str
+    met: bool | None
+
+
+@dataclass
+class BenchReport:
+    """Everything one run measured, with the machine it ran on."""
+
+    mode: str
+    started_at: str
+    machine: dict[str, str]
+    settings: dict[str, object] = field(default_factory=dict)
+    ingestion: list[IngestionRun] = field(default_factory=list)
+    latency: list[LatencyRound] = field(default_factory=list)
+    drains: list[DrainRound] = field(default_factory=list)
+    definitions: DefinitionsBench | None = None
+    memory: list[PeakMemory] = field(default_factory=list)
+    profiles: list[HotPathProfile] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    #: phases that could not run, with the reason
+    skipped: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    #: raw samples for the plot, by series name (milliseconds); not written to JSON
+    samples: dict[str, list[float]] = field(default_factory=dict)
