@@ -326,6 +326,20 @@ def test_a_huge_json_result_stops_at_the_value_limit(monkeypatch: pytest.MonkeyP
         render("{{ [.input] * 500 }}", CONTEXT)
 
 
+def test_a_slow_render_stops_at_the_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("workflows.template_limits.MAX_SECONDS", 0.0)
+    with pytest.raises(TemplateError, match="takes longer than 0s to render"):
+        render("{% for i in range(1000) %}{{ i }}{% endfor %}", CONTEXT)
+
+
+def test_deeply_nested_values_are_refused() -> None:
+    deep: Any = "bottom"
+    for _ in range(150):
+        deep = {"a": deep}
+    with pytest.raises(TemplateError, match="nested more than 100 levels"):
+        render("{{ .input }}", {"input": deep})
+
+
 def test_limits_apply_per_render_not_per_process() -> None:
     loop = "{% for i in range(60000) %}{% endfor %}ok"
     assert render(loop, CONTEXT) == "ok"
