@@ -133,6 +133,9 @@ def lookup(data: Mapping[str, JSON], *keys: str) -> Any:
             current = current[int(key)]
         elif not where:
             return StrictUndefined(hint=f'key "{key}" not found (the context has {_ROOT_NAMES})')
+        elif where == ".tasks":
+            hint = f'key "{key}" not found in .tasks (task "{key}" has not run in this execution)'
+            return StrictUndefined(hint=hint)
         elif isinstance(current, Mapping | list):
             return StrictUndefined(hint=f'key "{key}" not found in {where}')
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -103,6 +104,11 @@ def test_render_walks_dicts_and_lists_and_leaves_keys_alone() -> None:
     }
 
 
+def test_a_tasks_frozen_with_mapping_renders_to_plain_json() -> None:
+    with_ = MappingProxyType({"ids": ("{{ .input.orderId }}", 2), "city": "{{ .input.address }}"})
+    assert render(with_, CONTEXT) == {"ids": ["ord-1", 2], "city": {"city": "Oslo"}}
+
+
 def test_plain_strings_and_scalars_come_back_untouched() -> None:
     assert render("no templates {here} }}", {}) == "no templates {here} }}"
     assert render(42, {}) == 42
@@ -165,7 +171,11 @@ def test_the_items_key_is_a_key_not_the_dict_method() -> None:
             'template "{{ .input.customerId }}": key "customerId" not found in .input',
         ),
         ("{{ .input.x }}", {}, 'key "input" not found'),
-        ("{{ .tasks.validate.output }}", {"tasks": {}}, 'key "validate" not found in .tasks'),
+        (
+            "{{ .tasks.validate.output }}",
+            {"tasks": {}},
+            'key "validate" not found in .tasks (task "validate" has not run',
+        ),
         ("{{ .error.message }}", {"input": {}}, 'key "error" not found'),
         ("{{ .event.name }}", {"event": {"id": "e"}}, 'key "name" not found in .event'),
         ("{{ .workflow.id }}", {}, 'key "workflow" not found'),
