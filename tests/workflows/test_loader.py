@@ -762,9 +762,9 @@ def test_local_definitions_win_over_herald_yaml(make_project: MakeProject) -> No
 
     workflow = load_project(root).workflows["wf"]
 
-    assert workflow.task("a").tool is not None and workflow.task("a").tool.execute == "./run.sh"
-    assert workflow.task("b").tool is not None
-    assert workflow.task("b").tool.execute == "./tools/notify.sh"
+    local, shared = workflow.task("a").tool, workflow.task("b").tool
+    assert local is not None and local.execute == "./run.sh"
+    assert shared is not None and shared.execute == "./tools/notify.sh"
 
 
 def test_retry_and_timeout_merge_project_workflow_and_task(make_project: MakeProject) -> None:

@@ -127,7 +127,7 @@ def test_in_schema_body(path: tuple[str | int, ...], inside: bool) -> None:
 
 
 def test_resolver_replaces_refs_and_merges_siblings() -> None:
-    doc = {
+    doc: dict[str, Any] = {
         "triggers": [{"schema": {"type": "object"}}],
         "config": {"input": {"$ref": "#/triggers/0/schema", "title": "x"}},
         "agents": [{"id": "a", "config": {"$ref": 'global::models.#(id=="m")'}}],

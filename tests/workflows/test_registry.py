@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -10,7 +11,7 @@ from tests.workflows.conftest import MakeProject
 from workflows.errors import DefinitionError
 from workflows.registry import Definitions, PayloadError, TriggerRegistry, format_checker
 
-VALID_ORDER = {
+VALID_ORDER: dict[str, Any] = {
     "orderId": "order_12345",
     "customerId": "customer_67890",
     "customerEmail": "customer@example.com",
@@ -49,7 +50,7 @@ def test_a_name_nobody_subscribes_to_has_no_subscribers_and_no_errors(
 def test_the_seed_curl_payload_is_valid(seed_registry: TriggerRegistry) -> None:
     payload = {
         **VALID_ORDER,
-        "items": [{**VALID_ORDER["items"][0], "name": "Wireless Headphones"}],  # type: ignore[dict-item]
+        "items": [{**VALID_ORDER["items"][0], "name": "Wireless Headphones"}],
         "shippingAddress": {"street": "123 Main St", "city": "New York"},
     }
 
