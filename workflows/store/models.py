@@ -11,9 +11,27 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC time on every database: SQLite gives naive times back, so
+    without this a stored time cannot be compared with :func:`utcnow` (``herald dev``)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Store UTC (SQLite keeps the wall time only)."""
+        return value.astimezone(UTC) if value is not None and value.tzinfo else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Read back an aware UTC time."""
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
 def utcnow() -> datetime:
@@ -28,7 +46,7 @@ class Base(DeclarativeBase):
         dict[str, Any]: JsonType,
         list[Any]: JsonType,
         Any: JsonType,
-        datetime: DateTime(timezone=True),
+        datetime: UtcDateTime(),
     }
 
 
