@@ -19,15 +19,12 @@ from types import MappingProxyType
 from typing import Any
 
 from workflows.builder import Builder, Shared, TemplateTools
+from workflows.discovery import DEFAULT_GLOBS, PROJECT_FILES, discover, glob_problem
 from workflows.errors import DefinitionError, Problem
 from workflows.model import Project, Workflow
 from workflows.references import Resolver
 from workflows.validation import PROJECT_SCHEMA, WORKFLOW_SCHEMA, check_structure
 from workflows.yamlsource import Document, JsonPath, format_path, parse_file
-
-PROJECT_FILES = ("herald.yaml", "herald.yml")
-DEFAULT_GLOBS = ("**/*.yaml", "**/*.yml")
-SKIPPED_DIRS = frozenset({".venv", "venv", "node_modules", "__pycache__"})
 
 
 def load_project(root: Path) -> Project:
@@ -71,22 +68,6 @@ def load_project(root: Path) -> Project:
     )
 
 
-def discover(root: Path, globs: tuple[str, ...] = DEFAULT_GLOBS) -> list[Path]:
-    """The workflow files below ``root`` matching ``globs``, in sorted path order."""
-    found: set[Path] = set()
-    for pattern in globs:
-        for path in root.glob(pattern):
-            if path.is_file() and not _skipped(path.relative_to(root)):
-                found.add(path)
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
-
-
-def _skipped(rel: Path) -> bool:
-    if rel.name in PROJECT_FILES:
-        return True
-    return any(part.startswith(".") or part in SKIPPED_DIRS for part in rel.parts[:-1])
-
-
 def _template_tools() -> TemplateTools | None:
     """The templates module's static checks, when that module is present."""
     try:
@@ -126,9 +107,12 @@ def _load_project_file(
     shared.tools = builder.collection("tools", data)
     shared.agents = builder.collection("agents", data)
     globs = shared.data.get("workflows")
-    if isinstance(globs, list) and globs and all(isinstance(g, str) for g in globs):
-        return shared, tuple(globs), path.name
-    return shared, DEFAULT_GLOBS, path.name
+    if not isinstance(globs, list) or not all(isinstance(g, str) for g in globs):
+        return shared, DEFAULT_GLOBS, path.name  # absent, or already reported as ill-typed
+    for index, pattern in enumerate(globs):
+        if (message := glob_problem(pattern)) is not None:
+            problems.append(doc.problem(("workflows", index), message))
+    return shared, tuple(globs), path.name
 
 
 def _load_workflow(
