@@ -52,7 +52,7 @@ def dispatch_event(rt: Runtime, event_id: str) -> list[str]:
         event_id=event_id,
         event_name=event.name,
         executions=execution_ids,
-        created=created,
+        executions_created=created,
         published=len(publish),
         duration_ms=round((time.monotonic() - started) * 1000),
     )

@@ -52,4 +52,8 @@ def configure(level: str = "INFO") -> None:
 
 def log_event(kind: str, *, level: int = logging.INFO, **fields: Any) -> None:
     """Log one structured line; ``kind`` names what happened (``step.finished``...)."""
-    log.log(level, kind, extra={"kind": kind, **fields})
+    if not log.isEnabledFor(level):
+        return
+    # a field named like a LogRecord attribute (``created``...) would be refused
+    safe = {(f"{key}_" if key in _STANDARD else key): value for key, value in fields.items()}
+    log.log(level, kind, extra={"kind": kind, **safe})

@@ -193,6 +193,7 @@ def _run_subprocess(tool: Tool, value: JSON, context: ToolContext, *, timeout: f
     finally:
         if proc.poll() is None:
             _kill(proc)
+        _close(proc)
     tail = stderr[-STDERR_TAIL_BYTES:].decode(errors="replace")
     if overflow:
         raise ToolError(
@@ -265,6 +266,9 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def _close(proc: subprocess.Popen[bytes]) -> None:
     for stream in (proc.stdin, proc.stdout, proc.stderr):
         if stream is not None and not stream.closed:
             stream.close()

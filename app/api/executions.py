@@ -1,7 +1,194 @@
-"""Executions read and control endpoints (owned by the engine work; placeholder)."""
+"""Executions: read them with their steps, cancel them, retry a failed one.
+
+``GET /api/v1/executions/<id>`` shows every step (status, attempts, input,
+output, error, timings, worker, usage); ``GET /api/v1/executions`` lists them
+newest first with filters and the events list's cursor pagination.
+``POST .../cancel`` stops a pending or running execution (steps not yet started
+are cancelled; a running one finishes but starts nothing). ``POST .../retry``
+resumes a failed execution from its failed step: a new visit of that task,
+published after commit (the recovery sweep publishes it if the broker is down).
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import logging
+from typing import Any
+
+from flask import Blueprint, Response, g, request
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+
+from app.api.common import authorize, choice_param, iso, ok, page, page_params
+from app.errors import Conflict, NotFound
+from app.logs import log_event
+from app.state import state
+from workers.celery_app import publish_step
+from workflows.model import ExecutionStatus
+from workflows.store import executions as store
+from workflows.store.models import Execution, Step, utcnow
 
 bp = Blueprint("executions", __name__)
+
+
+@bp.get("/executions/<execution_id>")
+def get_execution(execution_id: str) -> Response:
+    """One execution with its steps."""
+    authorize("executions:read")
+    with state().sessions() as session:
+        execution = session.get(Execution, execution_id)
+        if execution is None:
+            raise _not_found(execution_id)
+        steps = store.steps_of(session, execution_id)
+    return ok(execution_json(execution, steps))
+
+
+@bp.get("/executions")
+def list_executions() -> Response:
+    """Executions newest first, filtered by workflow, status and event; cursor-paginated."""
+    authorize("executions:read")
+    limit, before_id = page_params()
+    status = choice_param("status", [s.value for s in ExecutionStatus])
+    with state().sessions() as session:
+        rows = store.list_executions(
+            session,
+            workflow=request.args.get("workflow_id"),
+            status=status,
+            event=request.args.get("event_id"),
+            after=before_id,
+            limit=limit + 1,
+        )
+    kept, next_cursor = page(rows, limit, key=lambda e: e.id)
+    return ok({"executions": [execution_json(e) for e in kept], "next_cursor": next_cursor})
+
+
+@bp.post("/executions/<execution_id>/cancel")
+def cancel_execution(execution_id: str) -> Response:
+    """Cancel a pending or running execution; 409 when it has already finished."""
+    token = authorize("executions:write")
+    with state().sessions.begin() as session:
+        execution = store.lock_execution(session, execution_id)
+        if execution is None:
+            raise _not_found(execution_id)
+        if ExecutionStatus(execution.status).finished:
+            raise Conflict(
+                f"execution {execution_id!r} has already finished ({execution.status})",
+                details={"status": execution.status},
+            )
+        store.cancel(session, execution, now=utcnow())
+        steps = store.steps_of(session, execution_id)
+    log_event(
+        "execution.cancelled",
+        execution_id=execution_id,
+        token_name=token.name,
+        request_id=g.request_id,
+    )
+    return ok(execution_json(execution, steps))
+
+
+@bp.post("/executions/<execution_id>/retry")
+def retry_execution(execution_id: str) -> Response:
+    """Resume a failed execution from its failed step; 409 unless it failed at a step."""
+    token = authorize("executions:write")
+    st = state()
+    project = st.definitions.project
+    with st.sessions.begin() as session:
+        execution = store.lock_execution(session, execution_id)
+        if execution is None:
+            raise _not_found(execution_id)
+        if execution.status != ExecutionStatus.FAILED.value:
+            raise Conflict(
+                f"only a failed execution can be retried; {execution_id!r} is {execution.status}",
+                details={"status": execution.status},
+            )
+        failed = store.last_failed_step(session, execution_id)
+        if failed is None:
+            raise Conflict(
+                f"execution {execution_id!r} failed before any step ran; there is nothing to "
+                "resume (send the event again)",
+                details={"error": execution.error},
+            )
+        workflow = project.workflows.get(execution.workflow_id)
+        task = (
+            next((t for t in workflow.tasks if t.id == failed.task_id), None) if workflow else None
+        )
+        if task is None:
+            raise Conflict(
+                f"task {failed.task_id!r} of workflow {execution.workflow_id!r} is no longer "
+                "defined; the execution cannot resume",
+                details={"workflow_id": execution.workflow_id, "task_id": failed.task_id},
+            )
+        step = store.resume(session, execution, failed, now=utcnow())
+        if step is None:
+            raise Conflict(f"execution {execution_id!r} changed meanwhile; try again")
+        steps = store.steps_of(session, execution_id)
+    timeout = task.tool.timeout if task.tool and task.tool.timeout is not None else task.timeout
+    try:
+        publish_step(st.publisher.celery, step.id, uses=task.uses, timeout=timeout)
+    except (KombuError, RedisError, OSError) as exc:
+        log_event(
+            "execution.retry_publish_failed",
+            level=logging.WARNING,
+            execution_id=execution_id,
+            step_id=step.id,
+            reason=f"{exc.__class__.__name__}: {exc}",
+        )
+    log_event(
+        "execution.retried",
+        execution_id=execution_id,
+        step_id=step.id,
+        task_id=step.task_id,
+        visit=step.visit,
+        token_name=token.name,
+        request_id=g.request_id,
+    )
+    return ok(execution_json(execution, steps), status=202)
+
+
+def _not_found(execution_id: str) -> NotFound:
+    return NotFound(
+        f"no execution with id {execution_id!r}", details={"execution_id": execution_id}
+    )
+
+
+def execution_json(execution: Execution, steps: list[Step] | None = None) -> dict[str, Any]:
+    """An execution as the API shows it; with ``steps``, each of its steps."""
+    shown: dict[str, Any] = {
+        "id": execution.id,
+        "event_id": execution.event_id,
+        "workflow_id": execution.workflow_id,
+        "workflow_version": execution.workflow_version,
+        "status": execution.status,
+        "input": execution.input,
+        "output": execution.output,
+        "error": execution.error,
+        "step_count": execution.step_count,
+        "created_at": iso(execution.created_at),
+        "started_at": iso(execution.started_at),
+        "finished_at": iso(execution.finished_at),
+    }
+    if steps is not None:
+        shown["steps"] = [step_json(step) for step in steps]
+    return shown
+
+
+def step_json(step: Step) -> dict[str, Any]:
+    """One step as the API shows it."""
+    return {
+        "id": step.id,
+        "task_id": step.task_id,
+        "seq": step.seq,
+        "visit": step.visit,
+        "status": step.status,
+        "attempts": step.attempts,
+        "lost": step.lost,
+        "input": step.input,
+        "output": step.output,
+        "error": step.error,
+        "cause": step.cause,
+        "usage": step.usage,
+        "worker": step.worker,
+        "queued_at": iso(step.queued_at),
+        "not_before": iso(step.not_before),
+        "started_at": iso(step.started_at),
+        "finished_at": iso(step.finished_at),
+    }

@@ -127,10 +127,14 @@ def snapshot(sessions: sessionmaker[Session], execution_ids: list[str]) -> dict[
             select(Execution).where(Execution.id.in_(execution_ids)).order_by(Execution.id)
         ).all()
         step_rows = session.scalars(
-            select(Step).where(Step.execution_id.in_(execution_ids)).order_by(Step.execution_id, Step.seq)
+            select(Step)
+            .where(Step.execution_id.in_(execution_ids))
+            .order_by(Step.execution_id, Step.seq)
         ).all()
         return {
-            "executions": [(e.id, e.workflow_id, e.status, e.step_count, e.output) for e in executions],
+            "executions": [
+                (e.id, e.workflow_id, e.status, e.step_count, e.output) for e in executions
+            ],
             "steps": [
                 (s.execution_id, s.seq, s.task_id, s.visit, s.status, s.attempts, s.output)
                 for s in step_rows
@@ -138,7 +142,9 @@ def snapshot(sessions: sessionmaker[Session], execution_ids: list[str]) -> dict[
         }
 
 
-def wait_for(condition: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition") -> Any:
+def wait_for(
+    condition: Callable[[], Any], *, timeout: float = 20.0, what: str = "condition"
+) -> Any:
     """Poll ``condition`` until it returns something truthy, or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:

@@ -34,14 +34,18 @@ def test_dispatch_creates_each_routed_execution_with_its_first_step(rt: Runtime)
     with rt.sessions() as session:
         event = session.get(Event, event_id)
         assert event is not None and event.status == "dispatched" and event.dispatched_at
-        versions = dict(session.execute(select(Execution.workflow_id, Execution.workflow_version)).all())
+        versions = dict(
+            session.execute(select(Execution.workflow_id, Execution.workflow_version)).all()
+        )
     assert versions == {"chain": "2", "chain-executable": "1"}
     sent = rt.celery.sent  # type: ignore[attr-defined]
     assert [m.name for m in sent] == [STEP_TASK, STEP_TASK]
     assert all(m.options["soft_time_limit"] > 0 for m in sent)
 
 
-def test_a_second_delivery_creates_nothing_and_publishes_the_still_queued_steps(rt: Runtime) -> None:
+def test_a_second_delivery_creates_nothing_and_publishes_the_still_queued_steps(
+    rt: Runtime,
+) -> None:
     event_id, ids = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
     dispatch.dispatch_event(rt, event_id)
     once = snapshot(rt.sessions, ids)
@@ -91,7 +95,10 @@ def test_a_route_whose_workflow_is_gone_fails_with_a_clear_error(rt: Runtime) ->
     assert execution is not None
     assert execution.status == ExecutionStatus.FAILED.value
     assert execution.error["type"] == "workflow_missing"
-    assert "'retired'" in execution.error["message"] and "no longer defined" in execution.error["message"]
+    assert (
+        "'retired'" in execution.error["message"]
+        and "no longer defined" in execution.error["message"]
+    )
 
 
 def test_an_unknown_event_id_is_dropped(rt: Runtime) -> None:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,7 +27,7 @@ UNFINISHED = (StepStatus.QUEUED.value, StepStatus.RETRYING.value, StepStatus.RUN
 
 def insert_ignore(session: Session, model: type[Base], values: Mapping[str, Any]) -> bool:
     """Insert one row unless it breaks a unique constraint; True when a row was inserted."""
-    table = model.__table__
+    table = cast(Table, model.__table__)
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         stmt: Any = postgresql.insert(table).values(**values).on_conflict_do_nothing()
@@ -239,11 +239,42 @@ def list_executions(
     return list(session.scalars(query))
 
 
+def cancel(session: Session, execution: Execution, *, now: datetime) -> None:
+    """Cancel a pending or running execution and its steps that have not started."""
+    execution.status = ExecutionStatus.CANCELLED.value
+    execution.finished_at = now
+    cancel_unfinished_steps(session, execution.id, now=now)
+
+
+def last_failed_step(session: Session, execution_id: str) -> Step | None:
+    """The execution's latest step that failed or timed out (where a retry resumes)."""
+    return session.scalars(
+        select(Step)
+        .where(
+            Step.execution_id == execution_id,
+            Step.status.in_([StepStatus.FAILED.value, StepStatus.TIMED_OUT.value]),
+        )
+        .order_by(Step.seq.desc())
+        .limit(1)
+    ).first()
+
+
+def resume(session: Session, execution: Execution, failed: Step, *, now: datetime) -> Step | None:
+    """Queue a new visit of ``failed``'s task and reopen the execution; the new step or None."""
+    step = add_step(session, execution, failed.task_id, now=now, cause=failed.cause)
+    if step is not None:
+        execution.status = ExecutionStatus.RUNNING.value
+        execution.output = None
+        execution.error = None
+        execution.finished_at = None
+    return step
+
+
 # --- what the recovery sweep looks for -------------------------------------------------
 
 
 def stale_events(session: Session, *, now: datetime, deadline: float, limit: int) -> list[Event]:
-    """Accepted events not dispatched in time; the wait grows with each publish."""
+    """Accepted events not dispatched in time; the wait doubles with each publish."""
     rows = session.scalars(
         select(Event)
         .where(Event.status == "accepted")
@@ -253,7 +284,7 @@ def stale_events(session: Session, *, now: datetime, deadline: float, limit: int
     )
     due = []
     for event in rows:
-        wait = timedelta(seconds=deadline * max(event.publish_count, 1))
+        wait = timedelta(seconds=deadline * 2 ** min(event.publish_count, 6))
         if event.received_at <= now - wait:
             due.append(event)
     return due[:limit]

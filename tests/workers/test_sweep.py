@@ -1,0 +1,129 @@
+"""The recovery sweep: stale events and steps re-published, lost steps reclaimed or failed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select, text
+
+from tests.workers.conftest import accept, drain
+from workers import dispatch, steps, sweep
+from workers.celery_app import DISPATCH_TASK, STEP_TASK
+from workers.runtime import Runtime
+from workflows.store.models import Event, Execution, Step, utcnow
+
+
+def _steps(rt: Runtime, execution_id: str) -> list[Step]:
+    with rt.sessions() as session:
+        return list(
+            session.scalars(
+                select(Step).where(Step.execution_id == execution_id).order_by(Step.seq)
+            )
+        )
+
+
+def test_an_event_never_dispatched_is_published_again_after_the_deadline(rt: Runtime) -> None:
+    event_id, ids = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
+    deadline = rt.settings.dispatch_deadline_seconds
+
+    assert sweep.sweep(rt).events == []  # too young
+    report = sweep.sweep(rt, now=utcnow() + timedelta(seconds=deadline + 1))
+
+    assert report.events == [event_id]
+    assert [(m.name, m.args) for m in rt.celery.sent] == [(DISPATCH_TASK, [event_id])]  # type: ignore[attr-defined]
+    # published once now: the next publish waits twice as long
+    assert sweep.sweep(rt, now=utcnow() + timedelta(seconds=deadline + 1)).events == []
+    drain(rt)
+    with rt.sessions() as session:
+        statuses = session.scalars(select(Execution.status).where(Execution.id.in_(ids))).all()
+    assert sorted(statuses) == ["succeeded", "succeeded"]
+
+
+def test_a_step_queued_but_never_started_is_published_again(rt: Runtime) -> None:
+    event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
+    dispatch.dispatch_event(rt, event_id)
+    rt.celery.sent.clear()  # type: ignore[attr-defined]  # the messages were lost
+    later = utcnow() + timedelta(seconds=rt.settings.step_deadline_seconds + 1)
+
+    report = sweep.sweep(rt, now=later)
+
+    assert len(report.queued) == 2
+    assert {m.name for m in rt.celery.sent} == {STEP_TASK}  # type: ignore[attr-defined]
+    (step,) = _steps(rt, chain)
+    assert step.publish_count == 2 and step.queued_at == later
+
+
+def test_a_running_step_whose_lease_passed_is_requeued_with_lost_counted(rt: Runtime) -> None:
+    event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
+    dispatch.dispatch_event(rt, event_id)
+    (step,) = _steps(rt, chain)
+    claim, _ = steps._claim(rt, step.id, worker="dead", redelivered=False)
+    assert claim is not None
+    rt.celery.sent.clear()  # type: ignore[attr-defined]
+
+    report = sweep.sweep(rt, now=utcnow() + timedelta(hours=1))
+
+    assert report.lost == [step.id]
+    (step,) = _steps(rt, chain)
+    assert (step.status, step.lost, step.attempts) == ("queued", 1, 1)
+    drain(rt)
+    first, second = _steps(rt, chain)
+    assert (first.status, first.attempts, first.lost) == ("succeeded", 2, 1)
+    assert second.status == "succeeded"
+
+
+def test_a_step_lost_past_the_cap_fails_down_its_error_path(rt: Runtime) -> None:
+    event_id, (execution_id,) = accept(rt.sessions, rt.project, "engine.fail", {"message": "m"})
+    dispatch.dispatch_event(rt, event_id)
+    (step,) = _steps(rt, execution_id)
+    with rt.sessions.begin() as session:
+        row = session.get(Step, step.id)
+        assert row is not None
+        row.status, row.lost, row.lease_until = "running", rt.settings.redelivery_cap, utcnow()
+    rt.celery.sent.clear()  # type: ignore[attr-defined]
+
+    report = sweep.sweep(rt, now=utcnow() + timedelta(seconds=1))
+
+    assert report.failed == [step.id]
+    boom, handle = _steps(rt, execution_id)
+    assert (boom.status, boom.error["type"]) == ("failed", "worker_lost")
+    assert handle.cause["type"] == "worker_lost" and handle.status == "queued"
+    drain(rt)
+    assert _steps(rt, execution_id)[1].input["reason"].startswith("step lost its worker 4 times")
+
+
+def test_a_long_retry_is_released_by_the_sweep_once_due(rt: Runtime) -> None:
+    event_id, (chain,) = accept(rt.sessions, rt.project, "engine.flaky", {"counter": "/tmp/x"})
+    dispatch.dispatch_event(rt, event_id)
+    (step,) = _steps(rt, chain)
+    now = utcnow()
+    with rt.sessions.begin() as session:
+        row = session.get(Step, step.id)
+        assert row is not None
+        row.status, row.queued_at, row.not_before = "retrying", now, now + timedelta(minutes=5)
+    rt.celery.sent.clear()  # type: ignore[attr-defined]
+
+    assert sweep.sweep(rt, now=now + timedelta(minutes=4)).retries == []
+    assert sweep.sweep(rt, now=now + timedelta(minutes=5, seconds=1)).retries == [step.id]
+    assert [m.args for m in rt.celery.sent] == [[step.id]]  # type: ignore[attr-defined]
+
+
+def test_only_one_sweep_runs_at_a_time(rt: Runtime) -> None:
+    with rt.engine.connect() as other:
+        other.execute(text("SELECT pg_advisory_lock(:key)"), {"key": sweep.LOCK_KEY})
+        try:
+            assert sweep.sweep(rt).skipped is True
+        finally:
+            other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": sweep.LOCK_KEY})
+            other.commit()
+    assert sweep.sweep(rt).skipped is False
+
+
+def test_an_unrouted_or_dispatched_event_is_left_alone(rt: Runtime) -> None:
+    accept(rt.sessions, rt.project, "nobody.listens", {})
+    event_id, _ = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
+    dispatch.dispatch_event(rt, event_id)
+    report = sweep.sweep(rt, now=utcnow() + timedelta(seconds=5))
+    assert report.events == []
+    with rt.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Event)) == 2
