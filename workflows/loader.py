@@ -24,6 +24,7 @@ from workflows.errors import DefinitionError, Problem
 from workflows.model import Project, Workflow
 from workflows.references import Resolver
 from workflows.validation import PROJECT_SCHEMA, WORKFLOW_SCHEMA, check_structure
+from workflows.workflow_builder import WorkflowBuilder
 from workflows.yamlsource import Document, JsonPath, format_path, parse_file
 
 
@@ -133,7 +134,7 @@ def _load_workflow(
     problems.extend(doc.problem(p, m) for p, m in resolver.problems)
     failed = [p[:-1] for p, _ in resolver.problems]
     problems.extend(p for p in check_structure(doc, data, WORKFLOW_SCHEMA) if not _under(p, failed))
-    return Builder(doc, problems, templates).workflow(data, shared)
+    return WorkflowBuilder(doc, problems, templates).workflow(data, shared)
 
 
 def _under(problem: Problem, failed: list[JsonPath]) -> bool:

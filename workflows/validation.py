@@ -10,7 +10,7 @@ message a user can act on (unknown keys are named, enums list what is supported)
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -86,45 +86,70 @@ def _leaves(error: ValidationError) -> Iterator[ValidationError]:
 def _explain(doc: Document, error: ValidationError) -> Iterator[Problem]:
     for leaf in _leaves(error):
         path: JsonPath = tuple(leaf.absolute_path)
-        schema = leaf.schema if isinstance(leaf.schema, dict) else {}
-        kind = leaf.validator
-        if kind == "additionalProperties" and isinstance(leaf.instance, dict):
-            allowed = sorted(schema.get("properties", {}))
-            for key in leaf.instance:
-                if key not in allowed:
-                    yield doc.problem(
-                        (*path, key),
-                        f"unknown key {key!r}; expected one of: {', '.join(allowed)}",
-                    )
-        elif kind == "required":
-            missing = [k for k in leaf.validator_value if k not in leaf.instance]
-            for key in missing:
-                if leaf.message.startswith(repr(key)):
-                    yield doc.problem(path, f"missing required key {key!r}")
-        elif kind == "type":
-            expected = leaf.validator_value
-            names = [expected] if isinstance(expected, str) else list(expected)
-            wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
-            yield doc.problem(path, f"must be {wanted}, not {_describe(leaf.instance)}")
-        elif kind in ("enum", "const"):
-            options = leaf.validator_value if kind == "enum" else [leaf.validator_value]
-            what = path[-1] if path and isinstance(path[-1], str) else "value"
-            owner = _owner(path)
-            label = f"{owner} {what}" if owner else str(what)
-            yield doc.problem(
-                path,
-                f"unsupported {label} {leaf.instance!r} "
-                f"(supported: {', '.join(str(o) for o in options)})",
-            )
-        elif "errorMessage" in schema and kind in ("pattern", "maxLength", "minItems"):
-            yield doc.problem(
-                path,
-                f"{leaf.instance!r} {schema['errorMessage']}"
-                if kind != "minItems"
-                else str(schema["errorMessage"]),
-            )
-        else:
+        explain = _EXPLAINERS.get(str(leaf.validator))
+        if explain is None:
             yield doc.problem(path, leaf.message)
+        else:
+            for where, message in explain(leaf, path):
+                yield doc.problem(where, message)
+
+
+Explained = Iterator[tuple[JsonPath, str]]
+
+
+def _unknown_keys(error: ValidationError, path: JsonPath) -> Explained:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    allowed = sorted(schema.get("properties", {}))
+    for key in error.instance:
+        if key not in allowed:
+            yield (*path, key), f"unknown key {key!r}; expected one of: {', '.join(allowed)}"
+
+
+def _missing_key(error: ValidationError, path: JsonPath) -> Explained:
+    # jsonschema reports each missing key in its own error, starting with the key's repr
+    for key in error.validator_value:
+        if key not in error.instance and error.message.startswith(repr(key)):
+            yield path, f"missing required key {key!r}"
+
+
+def _wrong_type(error: ValidationError, path: JsonPath) -> Explained:
+    expected = error.validator_value
+    names = [expected] if isinstance(expected, str) else list(expected)
+    wanted = " or ".join(_TYPE_NAMES.get(n, n) for n in names)
+    yield path, f"must be {wanted}, not {_describe(error.instance)}"
+
+
+def _unsupported(error: ValidationError, path: JsonPath) -> Explained:
+    options = error.validator_value if error.validator == "enum" else [error.validator_value]
+    what = path[-1] if path and isinstance(path[-1], str) else "value"
+    owner = _owner(path)
+    label = f"{owner} {what}" if owner else str(what)
+    supported = ", ".join(str(o) for o in options)
+    yield path, f"unsupported {label} {error.instance!r} (supported: {supported})"
+
+
+def _custom(error: ValidationError, path: JsonPath) -> Explained:
+    """The schema's own ``errorMessage`` (also shown by editors), when it has one."""
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    custom = schema.get("errorMessage")
+    if custom is None:
+        yield path, error.message
+    elif error.validator == "minItems":
+        yield path, str(custom)
+    else:
+        yield path, f"{error.instance!r} {custom}"
+
+
+_EXPLAINERS: dict[str, Callable[[ValidationError, JsonPath], Explained]] = {
+    "additionalProperties": _unknown_keys,
+    "required": _missing_key,
+    "type": _wrong_type,
+    "enum": _unsupported,
+    "const": _unsupported,
+    "pattern": _custom,
+    "maxLength": _custom,
+    "minItems": _custom,
+}
 
 
 def _owner(path: JsonPath) -> str:
