@@ -30,6 +30,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=",".join(PHASES),
         help=f"comma-separated subset of {','.join(PHASES)} (default: all)",
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work directory (process logs, projects)"
+    )
     args = parser.parse_args(argv)
     phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
     unknown = sorted(set(phases) - set(PHASES))
@@ -38,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = BenchConfig.quick() if args.quick else BenchConfig.full()
     config = dataclasses.replace(config, phases=phases)
     try:
-        report = run(config)
+        report = run(config, keep=args.keep)
     except BenchmarkError as exc:
         print(f"benchmark failed: {exc.message}", file=sys.stderr)
         return 1

@@ -77,10 +77,10 @@ def read_marks(marks_dir: Path) -> dict[str, dict[int, float]]:
     """Every mark written so far: run -> step index -> wall-clock time it ran."""
     runs: dict[str, dict[int, float]] = defaultdict(dict)
     for path in marks_dir.glob("*.marks"):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            parts = line.split()
-            if len(parts) == 3:  # a line being written right now is skipped
-                runs[parts[0]][int(parts[1])] = float(parts[2])
+        # the text after the last newline is a line still being written: left for later
+        for line in path.read_text(encoding="utf-8").split("\n")[:-1]:
+            run, index, at = line.split()
+            runs[run][int(index)] = float(at)
     return runs
 
 

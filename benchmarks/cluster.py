@@ -15,6 +15,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from celery import Celery
+
 from benchmarks.errors import BenchmarkError
 from benchmarks.results import PeakMemory
 from benchmarks.services import Process, purge_queues, wait_for
@@ -69,6 +71,8 @@ class Cluster:
         self.api_threads = api_threads
         self.api: Process | None = None
         self.workers: list[Process] = []
+        #: the Celery node names of the running workers
+        self.nodes: list[str] = []
         self.port = 0
         self._started = 0
         self._peaks: dict[str, tuple[int, int]] = {}
@@ -103,7 +107,7 @@ class Cluster:
     def start_herald_workers(self, count: int, concurrency: int) -> None:
         """``count`` ``herald worker`` processes of ``concurrency`` prefork children each."""
         for _ in range(count):
-            name = f"bench-herald-{self._started}@%h"
+            name = self._node("herald")
             argv = [_herald(), "worker", f"--concurrency={concurrency}", f"--hostname={name}"]
             self.workers.append(self._start("herald worker", argv))
 
@@ -118,9 +122,25 @@ class Cluster:
                 f"--queue={self.env.raw_queue}",
                 f"--marks={self.env.marks_dir}",
                 f"--concurrency={concurrency}",
-                f"--name=bench-celery-{self._started}@%h",
+                f"--name={self._node('celery')}",
             ]
             self.workers.append(self._start("celery worker", argv))
+
+    def wait_workers_ready(self, timeout: float = START_TIMEOUT) -> None:
+        """Return once every running worker answers a ping (it consumes from then on)."""
+        pending = set(self.nodes)
+        pinger = Celery("bench-ping", broker=self.env.broker_url)
+
+        def ready() -> bool:
+            self.check()
+            for reply in pinger.control.ping(destination=sorted(pending), timeout=0.5):
+                pending.difference_update(reply)
+            return not pending
+
+        try:
+            wait_for(ready, timeout, f"workers {', '.join(sorted(pending))} to answer a ping")
+        finally:
+            pinger.close()
 
     def check(self) -> None:
         """Raise :class:`BenchmarkError` if a process of the run has died."""
@@ -133,6 +153,7 @@ class Cluster:
         for worker in self.workers:
             self._stop(worker)
         self.workers = []
+        self.nodes = []
 
     def purge(self) -> None:
         """Empty the run's queues."""
@@ -149,6 +170,11 @@ class Cluster:
             PeakMemory(role=role, processes=count, max_rss_mb=round(kb / 1024, 1))
             for role, (count, kb) in sorted(self._peaks.items())
         ]
+
+    def _node(self, system: str) -> str:
+        name = f"bench-{system}-{os.getpid()}-{self._started + 1}@{socket.gethostname()}"
+        self.nodes.append(name)
+        return name
 
     def _start(self, role: str, argv: list[str]) -> Process:
         self._started += 1

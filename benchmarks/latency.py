@@ -77,20 +77,23 @@ def herald_round(
     by_execution = defaultdict(list)
     for step in steps:
         by_execution[step.execution_id].append(step)
-    per_step, gaps, runs, first = [], [], [], []
+    per_step, first, runs, recorded, picked = [], [], [], [], []
     for execution_id, ordered in by_execution.items():
         done = [s.finished for s in ordered if s.finished is not None]
         started = [s.started for s in ordered if s.started is not None]
+        queued = [s.queued for s in ordered]
         if len(done) != STEPS or len(started) != STEPS:
             raise BenchmarkError(f"execution {execution_id} has {len(done)} finished steps")
         per_step.append((done[-1] - done[0]) / (STEPS - 1) * 1000)
-        gaps += [(started[i + 1] - done[i]) * 1000 for i in range(STEPS - 1)]
-        runs += [(done[i] - started[i]) * 1000 for i in range(STEPS)]
         first.append((started[0] - sent[execution_id]) * 1000)
+        runs += [(done[i] - started[i]) * 1000 for i in range(STEPS)]
+        recorded += [(queued[i + 1] - done[i]) * 1000 for i in range(STEPS - 1)]
+        picked += [(started[i + 1] - queued[i + 1]) * 1000 for i in range(STEPS - 1)]
     breakdown = {
         "POST to 1st step start": statistics.median(first),
-        "step run": statistics.median(runs),
-        "step end to next start": statistics.median(gaps),
+        "step started to finished": statistics.median(runs),
+        "finished to next queued": statistics.median(recorded),
+        "next queued to started": statistics.median(picked),
     }
     summary = LatencyRound(
         "herald", round_, Summary.of(end_to_end), Summary.of(per_step), breakdown

@@ -117,8 +117,11 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def run(config: BenchConfig) -> BenchReport:
-    """Run every phase of ``config``; the report, comparisons included."""
+def run(config: BenchConfig, keep: bool = False) -> BenchReport:
+    """Run every phase of ``config``; the report, comparisons included.
+
+    ``keep`` leaves the work directory (process logs, generated projects) in place.
+    """
     started = time.perf_counter()
     endpoints = Endpoints.from_env()
     check_redis(endpoints.broker_url)
@@ -147,7 +150,10 @@ def run(config: BenchConfig) -> BenchReport:
             )
             _run_phases(config, env, report)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if keep:
+            log(f"process logs and projects kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     report.comparisons = compare(report)
     report.seconds = time.perf_counter() - started
     return report
@@ -201,6 +207,7 @@ def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
     def low_load() -> None:
         cluster.start_herald_workers(1, config.worker_concurrency)
         cluster.start_celery_workers(1, config.worker_concurrency)
+        cluster.wait_workers_ready()
         count, rate = config.latency_count, config.latency_rate
         for round_ in range(1, config.latency_rounds + 1):
             for result, samples in (
