@@ -25,7 +25,7 @@ from workflows.model import Project, Workflow
 from workflows.references import Resolver
 from workflows.validation import PROJECT_SCHEMA, WORKFLOW_SCHEMA, check_structure
 from workflows.workflow_builder import WorkflowBuilder
-from workflows.yamlsource import Document, JsonPath, format_path, parse_file
+from workflows.yamlsource import Document, format_path, parse_file
 
 
 def load_project(root: Path) -> Project:
@@ -53,10 +53,12 @@ def load_project(root: Path) -> Project:
                 )
                 continue
             workflows[workflow.id] = workflow
+    loaded = tuple(path.relative_to(root).as_posix() for path in files)
+    rank = {name: i for i, name in enumerate(((project_file,) if project_file else ()) + loaded)}
+    problems.sort(key=lambda p: (rank.get(p.file, -1), p.line))
     errors = [p for p in problems if not p.warning]
     if errors:
         raise DefinitionError(errors + [p for p in problems if p.warning])
-    loaded = tuple(path.relative_to(root).as_posix() for path in files)
     return Project(
         root=root,
         workflows=MappingProxyType(workflows),
@@ -97,10 +99,7 @@ def _load_project_file(
     for extra in docs[1:]:
         problems.append(extra.problem((), f"{path.name} must hold a single YAML document"))
     doc = docs[0]
-    resolver = Resolver(doc.data, doc.data)
-    data = resolver.resolve()
-    problems.extend(doc.problem(p, m) for p, m in resolver.problems)
-    problems.extend(check_structure(doc, data, PROJECT_SCHEMA))
+    data = _resolve_and_check(doc, doc.data, PROJECT_SCHEMA, problems)
     builder = Builder(doc, problems, templates)
     shared = Shared(data=data if isinstance(data, dict) else {})
     shared.defaults = builder.defaults(shared.data.get("defaults"), shared.defaults)
@@ -129,14 +128,23 @@ def _load_workflow(
             )
         )
         return None
-    resolver = Resolver(doc.data, shared.data)
-    data: Any = resolver.resolve()
-    problems.extend(doc.problem(p, m) for p, m in resolver.problems)
-    failed = [p[:-1] for p, _ in resolver.problems]
-    problems.extend(p for p in check_structure(doc, data, WORKFLOW_SCHEMA) if not _under(p, failed))
+    data = _resolve_and_check(doc, shared.data, WORKFLOW_SCHEMA, problems)
     return WorkflowBuilder(doc, problems, templates).workflow(data, shared)
 
 
-def _under(problem: Problem, failed: list[JsonPath]) -> bool:
-    """A structural problem inside a reference that already failed is not worth a second line."""
-    return any(path and problem.path.startswith(format_path(path)) for path in failed)
+def _resolve_and_check(doc: Document, shared: Any, schema: str, problems: list[Problem]) -> Any:
+    """The document's data with its references resolved, checked against ``schema``.
+
+    A structural problem inside a reference that failed is left out: the failed
+    reference is the problem worth reading.
+    """
+    resolver = Resolver(doc.data, shared)
+    data = resolver.resolve()
+    problems.extend(doc.problem(path, message) for path, message in resolver.problems)
+    failed = [format_path(path[:-1]) for path, _ in resolver.problems if path[:-1]]
+    problems.extend(
+        p
+        for p in check_structure(doc, data, schema)
+        if not any(p.path == f or p.path.startswith((f + ".", f + "[")) for f in failed)
+    )
+    return data
