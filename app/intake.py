@@ -226,7 +226,8 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
         "idempotency_key": envelope.key,
         "request_hash": envelope.body_hash,
         "received_at": datetime.now(UTC),
-        "publish_count": 0,
+        # counts the publish right after the commit (see app.publish): one transaction
+        "publish_count": 1 if routes else 0,
     }
     with st.sessions.begin() as session:
         if envelope.key is not None:

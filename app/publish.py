@@ -1,8 +1,12 @@
 """Publishing work to Celery, always after the commit that made it durable.
 
-The API only publishes ``herald.dispatch_event(event_id)``. When the broker is
-unreachable the publish fails fast (no connection retries), the event stays
-``accepted`` with ``publish_count`` 0, and the recovery sweep publishes it later.
+The API only publishes ``herald.dispatch_event(event_id)``. To keep one
+transaction per event, the event is committed with ``publish_count`` 1 (the
+publish that follows the commit); when the broker is unreachable the publish
+fails fast (no connection retries), the count is put back to 0 and the event
+stays ``accepted`` for the recovery sweep. A process that dies between the
+commit and the publish leaves a count of 1 on an unpublished event: the sweep
+still finds it (it is ``accepted``), one backoff period later.
 """
 
 from __future__ import annotations
@@ -49,7 +53,10 @@ class Publisher:
         self.sessions = sessions
 
     def dispatch(self, event_id: str, *, request_id: str | None = None) -> bool:
-        """Publish ``herald.dispatch_event(event_id)``; ``False`` (logged) if the broker is down."""
+        """Publish ``herald.dispatch_event(event_id)``; ``False`` (logged) if the broker is down.
+
+        The event was committed counting this publish; a failed one is uncounted.
+        """
         try:
             self.celery.send_task(DISPATCH_TASK, args=[event_id], retry=False)
         except (KombuError, RedisError, OSError) as exc:
@@ -60,22 +67,21 @@ class Publisher:
                 request_id=request_id,
                 reason=f"{exc.__class__.__name__}: {exc}",
             )
+            self._uncount(event_id, request_id)
             return False
-        self._count(event_id, request_id)
         return True
 
-    def _count(self, event_id: str, request_id: str | None) -> None:
-        """Record the publish on the event, so that the sweep knows it went out."""
+    def _uncount(self, event_id: str, request_id: str | None) -> None:
+        """The publish counted at commit did not happen: put the count back."""
         try:
             with self.sessions.begin() as session:
                 session.execute(
                     update(Event)
-                    .where(Event.id == event_id)
-                    .values(publish_count=Event.publish_count + 1)
+                    .where(Event.id == event_id, Event.publish_count > 0)
+                    .values(publish_count=Event.publish_count - 1)
                 )
         except SQLAlchemyError as exc:
-            # The message is out; a lost count only makes the sweep publish it again,
-            # which dispatch tolerates (execution ids were fixed at accept time).
+            # The event is still ``accepted``: the sweep publishes it, a little later.
             log_event(
                 "event.publish_count_failed",
                 level=logging.WARNING,
