@@ -38,21 +38,23 @@ def load_project(root: Path) -> Project:
     shared, globs, project_file = _load_project_file(root, problems, templates)
     files = discover(root, globs)
     workflows: dict[str, Workflow] = {}
+    seen: dict[str, str] = {}  # workflow id -> where it was first declared
     for path in files:
         rel = path.relative_to(root).as_posix()
         docs, parse_problems = parse_file(path, rel)
         problems.extend(parse_problems)
         for doc in docs:
             workflow = _load_workflow(doc, shared, problems, templates)
-            if workflow is None:
-                continue
-            if workflow.id in workflows:
-                first = workflows[workflow.id].location
-                problems.append(
-                    doc.problem(("id",), f"duplicate workflow id {workflow.id!r} (also at {first})")
-                )
-                continue
-            workflows[workflow.id] = workflow
+            workflow_id = doc.data.get("id") if isinstance(doc.data, dict) else None
+            if isinstance(workflow_id, str):
+                where = f"{doc.file}:{doc.line_of(('id',))}"
+                if workflow_id in seen:
+                    message = f"duplicate workflow id {workflow_id!r} (also at {seen[workflow_id]})"
+                    problems.append(doc.problem(("id",), message))
+                    continue
+                seen[workflow_id] = where
+            if workflow is not None:
+                workflows[workflow.id] = workflow
     loaded = tuple(path.relative_to(root).as_posix() for path in files)
     rank = {name: i for i, name in enumerate(((project_file,) if project_file else ()) + loaded)}
     problems.sort(key=lambda p: (rank.get(p.file, -1), p.line))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError
+from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
 
 from workflows.errors import Problem
@@ -70,7 +70,9 @@ def check_schema(doc: Document, path: JsonPath, schema: Any) -> list[Problem]:
     problems = []
     for error in _meta_validator().iter_errors(schema):
         where = (*path, *error.absolute_path)
-        problems.append(doc.problem(where, f"invalid JSON Schema: {error.message}"))
+        # an anyOf/oneOf failure says "not valid under any of the given schemas": say why
+        reason = best_match(error.context).message if error.context else error.message
+        problems.append(doc.problem(where, f"invalid JSON Schema: {reason}"))
     return problems
 
 

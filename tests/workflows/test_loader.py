@@ -262,7 +262,7 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
                 $use: tool(local::tools.#(id=="notify"))
             """},
         "wf.yaml", 6, "triggers[0].schema.type",
-        "invalid JSON Schema: 'strin' is not valid",
+        "invalid JSON Schema: 'strin' is not one of ['array', 'boolean', 'integer', 'null'",
     ),
     (
         "duplicate task id",
@@ -630,6 +630,19 @@ def test_duplicate_workflow_ids_name_both_places(make_project: MakeProject) -> N
 
     assert (problem.file, problem.line, problem.path) == ("sub/b.yaml", 2, "id")
     assert problem.message == "duplicate workflow id 'wf' (also at a.yaml:1)"
+
+
+def test_a_duplicate_workflow_id_is_reported_even_when_the_copy_is_broken(
+    make_project: MakeProject,
+) -> None:
+    root = make_project({"a.yaml": WORKFLOW, "b.yaml": "id: wf\ntasks: []\n"})
+
+    problems = errors_of(root)
+
+    assert [(p.file, p.line, p.path, p.message) for p in problems] == [
+        ("b.yaml", 1, "id", "duplicate workflow id 'wf' (also at a.yaml:1)"),
+        ("b.yaml", 2, "tasks", "must list at least one task"),
+    ]
 
 
 def test_every_error_is_reported_not_only_the_first(make_project: MakeProject) -> None:
