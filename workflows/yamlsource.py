@@ -20,6 +20,9 @@ from workflows.errors import Problem
 JsonPath = tuple[str | int, ...]
 """A path into a document's data: mapping keys and list indexes."""
 
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -81,20 +84,32 @@ class _Builder:
                 self.doc.lines[(*path, index)] = item.start_mark.line + 1
                 items.append(self.build(item, (*path, index)))
             return items
-        return self.loader.construct_object(node, deep=True)
+        if node.tag == _TIMESTAMP:
+            return node.value  # JSON has no dates: 2024-05-01 stays the string it was written as
+        value = self.loader.construct_object(node, deep=True)
+        if not isinstance(value, _JSON_SCALARS):
+            self.problems.append(
+                Problem(
+                    self.doc.file,
+                    node.start_mark.line + 1,
+                    format_path(path),
+                    f"{node.tag} values are not JSON; write a string, number, boolean or null",
+                )
+            )
+            return None
+        return value
 
     def _mapping(self, node: yaml.MappingNode, path: JsonPath) -> dict[str, Any]:
         self.loader.flatten_mapping(node)  # applies YAML merge keys (<<)
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
             line = key_node.start_mark.line + 1
-            key = self.loader.construct_object(key_node, deep=True)
-            if not isinstance(key, str):
+            if not isinstance(key_node, yaml.ScalarNode):
                 where = format_path(path)
-                self.problems.append(
-                    Problem(self.doc.file, line, where, f"key {key!r} must be a string")
-                )
+                self.problems.append(Problem(self.doc.file, line, where, "a key must be a string"))
                 continue
+            # keys are strings as in JSON: `on:` is "on" and `1:` is "1", never true or 1
+            key = key_node.value
             if key in out:
                 self.problems.append(
                     Problem(

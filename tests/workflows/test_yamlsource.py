@@ -69,11 +69,31 @@ def test_scalars_keep_their_yaml_types(tmp_path: Path) -> None:
     assert docs[0].data == {"a": 1, "b": 1.5, "c": True, "d": None, "e": "1"}
 
 
+def test_dates_stay_strings_as_in_json(tmp_path: Path) -> None:
+    docs, problems = parse(tmp_path, "day: 2024-05-01\nat: 2024-05-01T10:00:00Z\n")
+
+    assert problems == []
+    assert docs[0].data == {"day": "2024-05-01", "at": "2024-05-01T10:00:00Z"}
+
+
+def test_keys_are_the_strings_written(tmp_path: Path) -> None:
+    docs, problems = parse(tmp_path, "on: 1\n2: two\nnull: x\n")
+
+    assert problems == []
+    assert docs[0].data == {"on": 1, "2": "two", "null": "x"}
+
+
 @pytest.mark.parametrize(
     ("text", "line", "path", "message"),
     [
         ("id: a\nid: b\n", 2, "id", "duplicate key 'id' (first at line 1)"),
-        ("tasks:\n  - 1: x\n", 2, "tasks[0]", "key 1 must be a string"),
+        (
+            "a:\n  b: !!binary aGVsbG8=\n",
+            2,
+            "a.b",
+            "tag:yaml.org,2002:binary values are not JSON; write a string, number, boolean or null",
+        ),
+        ("tasks:\n  - ? [a, b]\n    : x\n", 2, "tasks[0]", "a key must be a string"),
     ],
 )
 def test_key_problems_are_located(
