@@ -33,13 +33,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--keep", action="store_true", help="keep the work directory (process logs, projects)"
     )
+    parser.add_argument(
+        "--log-level", default="WARNING", help="herald's log level in its processes"
+    )
     args = parser.parse_args(argv)
     phases = tuple(p.strip() for p in args.phases.split(",") if p.strip())
     unknown = sorted(set(phases) - set(PHASES))
     if unknown:
         parser.error(f"unknown phase(s) {', '.join(unknown)}; choose from {', '.join(PHASES)}")
     config = BenchConfig.quick() if args.quick else BenchConfig.full()
-    config = dataclasses.replace(config, phases=phases)
+    config = dataclasses.replace(config, phases=phases, log_level=args.log_level.upper())
     try:
         report = run(config, keep=args.keep)
     except BenchmarkError as exc:

@@ -34,6 +34,8 @@ class RunEnv:
     project_dir: Path
     token: str
     work_dir: Path
+    #: herald's log level in the API and workers (each process logs to its own file)
+    log_level: str = "WARNING"
 
     @property
     def raw_queue(self) -> str:
@@ -54,7 +56,7 @@ class RunEnv:
             "HERALD_QUEUE_PREFIX": self.queue_prefix,
             "HERALD_PROJECT_DIR": str(self.project_dir),
             "HERALD_API_TOKENS": f"bench:{self.token}",
-            "HERALD_LOG_LEVEL": "WARNING",
+            "HERALD_LOG_LEVEL": self.log_level,
             # The run empties queues between phases on purpose: no sweep may re-publish.
             "HERALD_SWEEP_INTERVAL": "3600",
             "HERALD_DISPATCH_DEADLINE": "3600",

@@ -49,7 +49,6 @@ class BenchConfig:
     ingest_warmup: float
     latency_rounds: int
     latency_count: int
-    latency_rate: float
     worker_counts: tuple[int, ...]
     worker_concurrency: int
     drain_rounds: int
@@ -62,6 +61,8 @@ class BenchConfig:
     validations: int
     profile_calls: int
     phases: tuple[str, ...] = PHASES
+    #: herald's log level in the API and workers
+    log_level: str = "WARNING"
 
     @classmethod
     def full(cls) -> BenchConfig:
@@ -73,7 +74,6 @@ class BenchConfig:
             ingest_warmup=1.0,
             latency_rounds=2,
             latency_count=50,
-            latency_rate=20.0,
             worker_counts=(1, 2, 4),
             worker_concurrency=2,
             drain_rounds=2,
@@ -97,7 +97,6 @@ class BenchConfig:
             ingest_warmup=0.5,
             latency_rounds=1,
             latency_count=20,
-            latency_rate=20.0,
             worker_counts=(1, 2),
             worker_concurrency=2,
             drain_rounds=1,
@@ -147,6 +146,7 @@ def run(config: BenchConfig, keep: bool = False) -> BenchReport:
                 project_dir=write_run_project(work / "project", config.drain_steps),
                 token=secrets.token_urlsafe(16),
                 work_dir=work,
+                log_level=config.log_level,
             )
             _run_phases(config, env, report)
     finally:
@@ -208,11 +208,11 @@ def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
         cluster.start_herald_workers(1, config.worker_concurrency)
         cluster.start_celery_workers(1, config.worker_concurrency)
         cluster.wait_workers_ready()
-        count, rate = config.latency_count, config.latency_rate
+        count = config.latency_count
         for round_ in range(1, config.latency_rounds + 1):
             for result, samples in (
-                latency.herald_round(cluster, sessions, round_, count, rate),
-                latency.celery_round(cluster, round_, count, rate),
+                latency.herald_round(cluster, sessions, round_, count),
+                latency.celery_round(cluster, round_, count),
             ):
                 report.latency.append(result)
                 for name, values in samples.items():

@@ -19,7 +19,6 @@ class StepTimes:
 
     execution_id: str
     seq: int
-    queued: float
     started: float | None
     finished: float | None
 
@@ -52,14 +51,14 @@ def execution_results(
 
 def step_times(session: Session, execution_ids: Sequence[str] | None = None) -> list[StepTimes]:
     """The timings of every step (of ``execution_ids``, or all), in execution and step order."""
-    query = select(
-        Step.execution_id, Step.seq, Step.queued_at, Step.started_at, Step.finished_at
-    ).order_by(Step.execution_id, Step.seq)
+    query = select(Step.execution_id, Step.seq, Step.started_at, Step.finished_at).order_by(
+        Step.execution_id, Step.seq
+    )
     if execution_ids is not None:
         query = query.where(Step.execution_id.in_(execution_ids))
     return [
-        StepTimes(execution_id, seq, _ts(queued) or 0.0, _ts(started), _ts(finished))
-        for execution_id, seq, queued, started, finished in session.execute(query)
+        StepTimes(execution_id, seq, _ts(started), _ts(finished))
+        for execution_id, seq, started, finished in session.execute(query)
     ]
 
 
