@@ -130,8 +130,13 @@ def _load_workflow(
             )
         )
         return None
+    before = len(problems)
     data = _resolve_and_check(doc, shared.data, WORKFLOW_SCHEMA, problems)
-    return WorkflowBuilder(doc, problems, templates).workflow(data, shared)
+    workflow = WorkflowBuilder(doc, problems, templates).workflow(data, shared)
+    if workflow is None and not any(not p.warning for p in problems[before:]):
+        # never drop a workflow silently: what refused it must be visible
+        problems.append(doc.problem((), "the workflow could not be built"))
+    return workflow
 
 
 def _resolve_and_check(doc: Document, shared: Any, schema: str, problems: list[Problem]) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 from workflows.builder import Builder, Shared, as_dict, as_list, as_num, as_str, frozen
 from workflows.model import Agent, Defaults, Task, Tool, Trigger, Workflow
 from workflows.references import UnresolvedReference, locate, parse_use
-from workflows.yamlsource import JsonPath
+from workflows.yamlsource import JsonPath, format_path
 
 
 class WorkflowBuilder(Builder):
@@ -183,25 +183,24 @@ class WorkflowBuilder(Builder):
         """What a ``$use`` points at: a tool or an agent of this document or herald.yaml."""
         try:
             kind, ref = parse_use(text)
-            source, _, value = locate(ref, data, shared.data)
+            source, where, value = locate(ref, data, shared.data)
         except UnresolvedReference as exc:
             self.error(path, exc.message)
             return None
-        found_id = as_str(as_dict(value).get("id"))
-        pools: dict[str, Mapping[str, Tool | Agent]] = (
-            {"tool": tools, "agent": agents}
-            if source == "local"
-            else {"tool": shared.tools, "agent": shared.agents}
-        )
-        target = pools[kind].get(found_id or "")
-        if target is None:
-            other = "agent" if kind == "tool" else "tool"
-            if found_id is not None and found_id in pools[other]:
-                self.error(path, f"$use {kind}(...) points at the {other} {found_id!r}")
-            elif found_id is None:
-                article = "an" if kind == "agent" else "a"
-                self.error(path, f"$use {text!r} points at something that is not {article} {kind}")
-        return target
+        collection = f"{kind}s"
+        if len(where) != 2 or where[0] != collection:
+            found = format_path(where) or "the whole document"
+            self.error(
+                path, f"$use {kind}(...) must point at an entry of {collection}, not {found}"
+            )
+            return None
+        pool: Mapping[str, Tool | Agent]
+        if source == "local":
+            pool = tools if kind == "tool" else agents
+        else:
+            pool = shared.tools if kind == "tool" else shared.agents
+        # an entry that did not build has its own errors already
+        return pool.get(as_str(as_dict(value).get("id")) or "")
 
     def reachability(self, tasks: list[Task]) -> None:
         """Warn about tasks that no path from the first task reaches."""

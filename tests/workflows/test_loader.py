@@ -378,7 +378,28 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
                 $use: agent(global::tools.#(id=="notify"))
             """},
         "wf.yaml", 4, "tasks[0].$use",
-        "$use agent(...) points at the tool 'notify'",
+        "$use agent(...) must point at an entry of agents, not tools[0]",
+    ),
+    (
+        "agent $use pointing at a model",
+        {"wf.yaml": """\
+            id: wf
+            tasks:
+              - id: a
+                $use: agent(global::models.#(id=="gpt-4o"))
+            """},
+        "wf.yaml", 4, "tasks[0].$use",
+        "$use agent(...) must point at an entry of agents, not models[0]",
+    ),
+    (
+        "tool $use pointing at a whole list",
+        {"wf.yaml": """\
+            id: wf
+            tasks:
+              - id: a
+                $use: tool(global::tools)
+            """},
+        "wf.yaml", 4, "tasks[0].$use", "$use tool(...) must point at an entry of tools, not tools",
     ),
     (
         "action on a tool task",
