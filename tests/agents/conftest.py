@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.agents.fake_openai import FakeOpenAI
+from tests.workers.conftest import start_worker, worker_env  # noqa: F401  (real-worker fixtures)
 from workflows.model import Agent, AgentAction, ModelConfig
 
 TEST_KEY_ENV = "HERALD_TEST_OPENAI_KEY"
