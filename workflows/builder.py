@@ -41,27 +41,33 @@ class TemplateTools:
 
 
 def frozen(value: Any) -> Mapping[str, Any]:
+    """A read-only view of a mapping (of an empty one for anything else)."""
     return MappingProxyType(as_dict(value))
 
 
 def as_dict(value: Any) -> dict[str, Any]:
+    """``value`` if it is a mapping, else ``{}`` (its type error is reported elsewhere)."""
     return value if isinstance(value, dict) else {}
 
 
 def as_list(value: Any) -> list[Any]:
+    """``value`` if it is a list, else ``[]``."""
     return value if isinstance(value, list) else []
 
 
 def as_str(value: Any) -> str | None:
+    """``value`` if it is a string, else None."""
     return value if isinstance(value, str) else None
 
 
 def as_num(value: Any) -> float | None:
+    """``value`` as a float if it is a number (not a boolean), else None."""
     ok = isinstance(value, int | float) and not isinstance(value, bool)
     return float(value) if ok else None
 
 
 def as_int(value: Any) -> int | None:
+    """``value`` if it is an integer (not a boolean), else None."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -84,7 +90,7 @@ class Builder:
     ) -> None:
         self.doc = doc
         self.problems = problems
-        self.tools = templates
+        self.template_tools = templates
         #: the template strings met (path, text), checked against task ids at the end
         self.template_strings: list[tuple[JsonPath, str]] = []
 
@@ -224,10 +230,10 @@ class Builder:
 
     def templates(self, path: JsonPath, value: Any) -> None:
         """Report every string under ``value`` whose template syntax is wrong."""
-        if self.tools is None:
+        if self.template_tools is None:
             return
         if isinstance(value, str):
-            if (message := self.tools.check_syntax(value)) is not None:
+            if (message := self.template_tools.check_syntax(value)) is not None:
                 self.error(path, f"template error: {message}")
             else:
                 self.template_strings.append((path, value))

@@ -51,11 +51,11 @@ class WorkflowBuilder(Builder):
 
     def task_references(self, data: dict[str, Any]) -> None:
         """A template that reads ``.tasks.<id>`` must name a task of the workflow."""
-        if self.tools is None or self.tools.references is None:
+        if self.template_tools is None or self.template_tools.references is None:
             return
         ids = [i for raw in as_list(data.get("tasks")) if (i := as_str(as_dict(raw).get("id")))]
         for path, text in self.template_strings:
-            for ref in sorted(self.tools.references(text)):
+            for ref in sorted(self.template_tools.references(text)):
                 if len(ref) > 1 and ref[0] == "tasks" and ref[1] not in ids:
                     self.error(
                         path,
