@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import pytest
 
 from workers.agents import run_agent
@@ -20,7 +23,7 @@ VALIDATION = {
 }
 
 
-def mock_agent(output_schema: dict[str, object] | None = None) -> Agent:
+def mock_agent(output_schema: Mapping[str, Any] | None = None) -> Agent:
     action = AgentAction(id="validate", output_schema=output_schema)
     return Agent(
         id="order-processor",
@@ -54,7 +57,7 @@ def test_without_schema_the_answer_mentions_the_input() -> None:
 def test_with_schema_the_answer_fits_and_is_stable_per_input() -> None:
     agent = mock_agent(VALIDATION)
 
-    def answer(order: str) -> object:
+    def answer(order: str) -> Any:
         return run_agent(
             agent, "validate", {"orderId": order}, idempotency_key="k", timeout=5, environ={}
         ).output

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from typing import Any
 
 import pytest
 
@@ -123,7 +124,7 @@ def test_invalid_json_from_the_model_is_a_clear_step_error(
     error = caught.value
     assert "agent 'order-processor' action 'validate'" in error.message
     assert "not JSON" in error.message
-    record = error.as_record()
+    record: Any = error.as_record()
     assert record["type"] == "invalid_io"
     assert record["where"] == "output"
     assert record["answer"] == "I think the order is valid."

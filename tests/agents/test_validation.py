@@ -57,7 +57,8 @@ def test_input_errors_name_the_field_and_the_problem(value: Any, path: str, mess
     assert error.message.startswith("agent 'agent-a' action 'act': the input does not fit: ")
     assert f"at {path}: {message}" in error.message
     assert error.details["where"] == "input"
-    assert error.details["errors"][0]["path"] == path
+    errors: Any = error.details["errors"]
+    assert errors[0]["path"] == path
     assert error.retryable is False
 
 
@@ -66,7 +67,8 @@ def test_every_problem_is_listed() -> None:
         parse_output("a", "b", SCHEMA, {"email": 1, "items": ["x"]}, "...")
 
     assert "(and 1 more)" in caught.value.message
-    assert [e["path"] for e in caught.value.details["errors"]] == ["/email", "/items/0"]
+    errors: Any = caught.value.details["errors"]
+    assert [e["path"] for e in errors] == ["/email", "/items/0"]
 
 
 def test_data_built_by_the_provider_is_validated_too() -> None:
