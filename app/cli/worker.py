@@ -55,6 +55,7 @@ def command(
     """Run a worker: dispatch events, run steps, sweep for lost work."""
     from celery import Celery
     from celery.signals import worker_ready
+    from celery.utils.nodenames import default_nodename, host_format
 
     from workers import logs, runtime
     from workers.agents import check_providers
@@ -88,7 +89,7 @@ def command(
         logs.log_event("worker.agent_unavailable", level=logging.WARNING, problem=line)
     celery: Celery = make_celery(settings)
     celery.steps["worker"].add(SweepStep)
-    node = hostname or f"herald-{uuid.uuid4().hex[:8]}@%h"
+    node = host_format(default_nodename(hostname or f"herald-{uuid.uuid4().hex[:8]}"))
     runtime.configure(settings, project, celery=celery)
     worker_ready.connect(_ready, weak=False, dispatch_uid="herald.worker.ready")
     worker = celery.Worker(

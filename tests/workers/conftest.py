@@ -211,9 +211,12 @@ def worker_env(pg_url: str, redis_url: str, queue_prefix: str) -> dict[str, str]
 
 @pytest.fixture
 def start_worker(
-    worker_env: dict[str, str], tmp_path: Path
+    worker_env: dict[str, str], tmp_path: Path, clean_db: Engine
 ) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start ``herald worker`` subprocesses (stopped after the test); each waits until ready."""
+    """Start ``herald worker`` subprocesses (stopped after the test); each waits until ready.
+
+    Workers stop before the database is emptied (``clean_db`` is torn down after this).
+    """
     started: list[WorkerProcess] = []
 
     def start(
@@ -244,5 +247,8 @@ def start_worker(
         return worker
 
     yield start
+    for worker in started:  # all at once: a warm shutdown takes a few seconds each
+        if worker.proc.poll() is None:
+            worker.proc.send_signal(signal.SIGTERM)
     for worker in started:
         worker.stop()
