@@ -28,6 +28,8 @@ SCHEMAS: list[dict[str, Any]] = [
     {"type": "number", "minimum": 0},
     {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
     {"type": "number", "maximum": -10},
+    {"type": "number", "minimum": 0, "maximum": 500, "multipleOf": 0.01},
+    {"type": "number", "exclusiveMinimum": 1, "multipleOf": 0.25},
     {"type": "boolean"},
     {"type": "null"},
     {"type": ["null", "integer"]},

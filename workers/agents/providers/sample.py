@@ -97,9 +97,12 @@ class _Sampler:
         return int(low + self.number(path) % max(high - low + 1, 1))
 
     def _number(self, schema: dict[str, JSON], path: str, depth: int) -> JSON:
-        if isinstance(schema.get("multipleOf"), int):
+        step = schema.get("multipleOf")
+        if isinstance(step, int):
             return self._integer(schema, path, depth)
         low, high = _bounds(schema, step=0.01)
+        if isinstance(step, float) and step > 0:
+            return _multiple(step, low, high, self.number(path))
         fraction = (self.number(path) % 10_000) / 10_000
         value = round(low + (high - low) * fraction, 2)
         return min(max(value, low), high)
@@ -171,6 +174,17 @@ def _bounds(schema: dict[str, JSON], step: float) -> tuple[float, float]:
     if high is None:
         high = low + 100
     return float(low), float(max(high, low))
+
+
+def _multiple(step: float, low: float, high: float, n: int) -> float:
+    """A multiple of ``step`` in ``[low, high]`` that survives float division by ``step``."""
+    first, last = math.ceil(low / step), math.floor(high / step)
+    start = first + n % max(last - first + 1, 1)
+    for k in [*range(start, last + 1), *range(first, start)][:100]:
+        value: float = round(k * step, 12)
+        if (value / step).is_integer():
+            return value
+    return round(first * step, 12)
 
 
 def _formatted(fmt: str, name: str, n: int) -> str:
