@@ -203,17 +203,27 @@ class WorkflowBuilder(Builder):
         return pool.get(as_str(as_dict(value).get("id")) or "")
 
     def reachability(self, tasks: list[Task]) -> None:
-        """Warn about tasks that no path from the first task reaches."""
+        """Warn about tasks no path from the first task reaches, and ``next``s never followed."""
         seen = {tasks[0].id}
         todo = [tasks[0]]
         by_id = {t.id: t for t in tasks}
         while todo:
             task = todo.pop()
-            for nxt in (task.on_success, task.on_error):
+            # after a final task's success the execution ends; its on_error still applies
+            for nxt in (None if task.final else task.on_success, task.on_error):
                 if nxt is not None and nxt not in seen and nxt in by_id:
                     seen.add(nxt)
                     todo.append(by_id[nxt])
         for index, task in enumerate(tasks):
+            if task.final and task.on_success is not None:
+                self.problems.append(
+                    self.doc.problem(
+                        ("tasks", index, "on_success", "next"),
+                        f"task {task.id!r} is final: on_success.next {task.on_success!r} "
+                        "is never followed",
+                        warning=True,
+                    )
+                )
             if task.id not in seen:
                 self.problems.append(
                     self.doc.problem(

@@ -722,6 +722,33 @@ def test_unreachable_task_is_a_warning_not_an_error(make_project: MakeProject) -
     assert "wf" in project.workflows
 
 
+def test_a_final_task_does_not_lead_on_success(make_project: MakeProject) -> None:
+    root = make_project(
+        {
+            "wf.yaml": """\
+                id: wf
+                tasks:
+                  - id: a
+                    $use: tool(local::tools.#(id=="notify"))
+                    final: true
+                    on_success: {next: b}
+                    on_error: {next: c}
+                  - id: b
+                    $use: tool(local::tools.#(id=="notify"))
+                  - id: c
+                    $use: tool(local::tools.#(id=="notify"))
+                """
+        }
+    )
+
+    warnings = load_project(root).warnings
+
+    assert [(w.line, w.path, w.message) for w in warnings] == [
+        (6, "tasks[0].on_success.next", "task 'a' is final: on_success.next 'b' is never followed"),
+        (8, "tasks[1]", "task 'b' is never reached from the first task 'a'"),
+    ]
+
+
 # -- resolution and defaults ---------------------------------------------------------------
 
 
