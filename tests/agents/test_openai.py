@@ -255,7 +255,7 @@ def test_api_key_never_leaks_into_errors_or_logs(
         caplog.text,
     ):
         assert TEST_KEY not in text
-    assert error.__cause__ is None and error.__suppress_context__
+    assert error.__cause__ is None and error.__context__ is None
 
 
 @pytest.mark.parametrize(

@@ -92,31 +92,40 @@ class _Call:
         self.attempts = 0
 
     def run(self, client: openai.OpenAI) -> Completion:
-        """Ask with structured output; once more without it if the server refuses that."""
-        schema = self.request.output_schema
+        """Ask with structured output; once more without it if the server refuses that.
+
+        The client's exception is translated, then raised outside the ``except``
+        block, so that the error carries neither a cause nor a context: nothing
+        that walks the chain can reach the request and its Authorization header.
+        """
         try:
-            if schema is None:
-                return self._create(client, None)
-            try:
-                return self._create(client, response_format(self.request, schema))
-            except openai.BadRequestError as exc:
-                if "response_format" not in str(exc.message):
-                    raise
-                self._count(exc.response.request.headers)
-                # An endpoint without structured outputs: the system message asks for
-                # JSON and run_agent parses it from the content.
-                return self._create(client, None)
+            return self._ask(client)
         except openai.APIStatusError as exc:
             self._count(exc.response.request.headers)
-            raise self._error(f"HTTP {exc.status_code}", _detail(exc.body, exc.message)) from None
+            error = self._error(f"HTTP {exc.status_code}", _detail(exc.body, exc.message))
         except openai.APITimeoutError as exc:
             self._count(exc.request.headers)
-            raise self._error(f"timed out after {self.attempt_timeout:g}s per attempt") from None
+            error = self._error(f"timed out after {self.attempt_timeout:g}s per attempt")
         except openai.APIConnectionError as exc:
             self._count(exc.request.headers)
-            raise self._error("could not connect", str(exc.message)) from None
+            error = self._error("could not connect", str(exc.message))
         except openai.OpenAIError as exc:
-            raise self._error("client error", str(exc)) from None
+            error = self._error("client error", str(exc))
+        raise error
+
+    def _ask(self, client: openai.OpenAI) -> Completion:
+        schema = self.request.output_schema
+        if schema is None:
+            return self._create(client, None)
+        try:
+            return self._create(client, response_format(self.request, schema))
+        except openai.BadRequestError as exc:
+            if "response_format" not in str(exc.message):
+                raise
+            self._count(exc.response.request.headers)
+        # An endpoint without structured outputs: the system message asks for JSON
+        # and run_agent parses it from the content.
+        return self._create(client, None)
 
     def _create(self, client: openai.OpenAI, fmt: dict[str, JSON] | None) -> Completion:
         config = self.request.config
