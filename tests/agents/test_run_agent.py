@@ -134,3 +134,13 @@ def test_check_providers_never_shows_a_key_value() -> None:
 
     assert len(lines) == 1
     assert TEST_KEY not in lines[0]
+
+
+def test_forcing_openai_checks_the_key_of_every_agent_it_moves() -> None:
+    lines = check_providers(
+        _project(_agent("offline", "mock")), {"HERALD_AGENT_PROVIDER": "openai"}
+    )
+
+    assert len(lines) == 2
+    assert "runs on the openai provider instead of mock model 'gpt-4o'" in lines[0]
+    assert f"${TEST_KEY_ENV}, which is not set" in lines[1]

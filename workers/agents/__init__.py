@@ -121,7 +121,8 @@ def check_providers(project: Project, environ: Mapping[str, str] | None = None) 
 
     An ``openai`` agent whose API key variable is unset, an unknown provider, and,
     when ``HERALD_AGENT_PROVIDER`` forces one provider, every agent it moves off
-    its configured provider (so that running on mock is never silent).
+    its configured provider (so that running on mock is never silent) and any
+    agent the forced provider cannot serve.
     """
     env = os.environ if environ is None else environ
     forced = providers.forced(env)
@@ -132,15 +133,13 @@ def check_providers(project: Project, environ: Mapping[str, str] | None = None) 
     for where, agent in _agents(project):
         config = agent.config
         label = f"agent {agent.id!r} ({where}), model {config.id!r}"
-        if forced is not None:
-            if forced != config.provider:
-                lines.append(
-                    f"{label}: {FORCE_ENV}={forced}: runs on the {forced} provider "
-                    f"instead of {config.provider} model {config.model!r}"
-                )
-            continue
+        if forced is not None and forced != config.provider:
+            lines.append(
+                f"{label}: {FORCE_ENV}={forced}: runs on the {forced} provider "
+                f"instead of {config.provider} model {config.model!r}"
+            )
         try:
-            problem = providers.get_provider(config.provider).problem(config, env)
+            problem = providers.resolve(config, env).problem(config, env)
         except UnknownProvider as exc:
             problem = exc.message
         if problem is not None:
