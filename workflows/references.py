@@ -189,14 +189,32 @@ def pointer(data: Any, text: str) -> tuple[JsonPath, Any]:
     return tuple(path), value
 
 
-def in_schema_body(path: JsonPath) -> bool:
-    """True strictly inside a JSON Schema position, where ``$ref`` is JSON Schema's own."""
+def _schema_position(path: JsonPath) -> int:
+    """Where ``path`` stands to JSON Schema positions: 0 outside, 1 at a root, 2 inside."""
     for root in _SCHEMA_ROOTS:
-        if len(path) > len(root) and all(
+        if len(path) >= len(root) and all(
             (r is int and isinstance(p, int)) or r == p for r, p in zip(root, path, strict=False)
         ):
-            return True
-    return False
+            return 1 if len(path) == len(root) else 2
+    return 0
+
+
+def in_schema_body(path: JsonPath) -> bool:
+    """True strictly inside a JSON Schema position, where ``$ref`` is JSON Schema's own."""
+    return _schema_position(path) == 2
+
+
+def is_herald_ref(path: JsonPath, ref: str) -> bool:
+    """Whether herald resolves the ``$ref`` of the mapping at ``path``.
+
+    Everywhere outside JSON Schemas. At a schema's root, only ``#/...`` pointers
+    into the document and ``local::``/``global::`` references; any other ``$ref``
+    there, and every ``$ref`` inside a schema, is left to JSON Schema.
+    """
+    position = _schema_position(path)
+    if position == 0:
+        return True
+    return position == 1 and (ref.startswith("#") or _SCOPE.match(ref) is not None)
 
 
 class Resolver:
@@ -220,7 +238,7 @@ class Resolver:
     def _walk(self, value: Any, path: JsonPath) -> Any:
         if isinstance(value, dict):
             ref = value.get("$ref")
-            if isinstance(ref, str) and not in_schema_body(path):
+            if isinstance(ref, str) and is_herald_ref(path, ref):
                 return self._replace(value, ref, path)
             return {k: self._walk(v, (*path, k)) for k, v in value.items()}
         if isinstance(value, list):

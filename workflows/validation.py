@@ -18,6 +18,8 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
 from referencing import Registry, Resource
+from referencing.exceptions import Unresolvable
+from referencing.jsonschema import DRAFT202012
 
 from workflows.errors import Problem
 from workflows.yamlsource import Document, JsonPath
@@ -54,7 +56,10 @@ def _validator(name: str) -> Draft202012Validator:
 
 @cache
 def _meta_validator() -> Draft202012Validator:
-    return Draft202012Validator(Draft202012Validator.META_SCHEMA)
+    # with format asserted, as jsonschema's own check_schema does: a bad `pattern` is caught
+    return Draft202012Validator(
+        Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def check_structure(doc: Document, data: Any, schema: str) -> list[Problem]:
@@ -73,7 +78,52 @@ def check_schema(doc: Document, path: JsonPath, schema: Any) -> list[Problem]:
         # an anyOf/oneOf failure says "not valid under any of the given schemas": say why
         reason = best_match(error.context).message if error.context else error.message
         problems.append(doc.problem(where, f"invalid JSON Schema: {reason}"))
+    if not problems and isinstance(schema, dict) and not _has_nested_id(schema):
+        problems.extend(
+            doc.problem((*path, *where), f"invalid JSON Schema: $ref {ref!r} resolves to nothing")
+            for where, ref in _refs(schema, ())
+            if not _resolvable(schema, ref)
+        )
     return problems
+
+
+def _refs(value: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
+    """Every ``$ref`` of a schema, with its path."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "$ref" and isinstance(item, str):
+                yield (*path, key), item
+            else:
+                yield from _refs(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _refs(item, (*path, index))
+
+
+def _has_nested_id(schema: dict[str, Any]) -> bool:
+    """A nested ``$id`` changes the base of the refs below it: those are not checked here."""
+    return any(path[-1] == "$id" and len(path) > 1 for path, _ in _ids(schema, ()))
+
+
+def _ids(value: Any, path: JsonPath) -> Iterator[tuple[JsonPath, Any]]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "$id":
+                yield (*path, key), item
+            yield from _ids(item, (*path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _ids(item, (*path, index))
+
+
+def _resolvable(schema: dict[str, Any], ref: str) -> bool:
+    """Whether jsonschema will find ``ref`` from the schema's root (herald fetches nothing)."""
+    resolver = Registry().resolver_with_root(DRAFT202012.create_resource(schema))
+    try:
+        resolver.lookup(ref)
+    except Unresolvable:
+        return False
+    return True
 
 
 def _leaves(error: ValidationError) -> Iterator[ValidationError]:

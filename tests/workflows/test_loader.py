@@ -265,6 +265,56 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
         "invalid JSON Schema: 'strin' is not one of ['array', 'boolean', 'integer', 'null'",
     ),
     (
+        "trigger schema with a bad regex",
+        {"wf.yaml": """\
+            id: wf
+            triggers:
+              - type: signal
+                name: order.created
+                schema:
+                  type: string
+                  pattern: "[unclosed"
+            tasks:
+              - id: a
+                $use: tool(local::tools.#(id=="notify"))
+            """},
+        "wf.yaml", 7, "triggers[0].schema.pattern",
+        "invalid JSON Schema: '[unclosed' is not a 'regex'",
+    ),
+    (
+        "trigger schema with a $ref to nothing",
+        {"wf.yaml": """\
+            id: wf
+            triggers:
+              - type: signal
+                name: order.created
+                schema:
+                  type: object
+                  properties:
+                    item: {$ref: "#/$defs/item"}
+            tasks:
+              - id: a
+                $use: tool(local::tools.#(id=="notify"))
+            """},
+        "wf.yaml", 8, "triggers[0].schema.properties.item.$ref",
+        "invalid JSON Schema: $ref '#/$defs/item' resolves to nothing",
+    ),
+    (
+        "tool input schema with a remote $ref",
+        {"wf.yaml": """\
+            id: wf
+            tools:
+              - id: t
+                execute: ./run.sh
+                input: {$ref: "https://example.com/schema.json"}
+            tasks:
+              - id: a
+                $use: tool(local::tools.#(id=="t"))
+            """},
+        "wf.yaml", 5, "tools[0].input.$ref",
+        "$ref 'https://example.com/schema.json' resolves to nothing",
+    ),
+    (
         "duplicate task id",
         {"wf.yaml": """\
             id: wf

@@ -12,6 +12,7 @@ from workflows.references import (
     Selector,
     UnresolvedReference,
     in_schema_body,
+    is_herald_ref,
     locate,
     parse_reference,
     parse_use,
@@ -124,6 +125,21 @@ def test_json_pointer_with_escapes() -> None:
 )
 def test_in_schema_body(path: tuple[str | int, ...], inside: bool) -> None:
     assert in_schema_body(path) is inside
+
+
+@pytest.mark.parametrize(
+    ("path", "ref", "herald"),
+    [
+        (("agents", 0, "config"), 'global::models.#(id=="m")', True),
+        (("tasks", 0, "with", "x"), "anything", True),
+        (("config", "input"), "#/triggers/0/schema", True),
+        (("config", "input"), 'global::schemas.#(id=="order")', True),
+        (("config", "input"), "https://example.com/order.json", False),
+        (("triggers", 0, "schema", "properties", "a"), "#/$defs/a", False),
+    ],
+)
+def test_which_refs_herald_resolves(path: tuple[str | int, ...], ref: str, herald: bool) -> None:
+    assert is_herald_ref(path, ref) is herald
 
 
 def test_resolver_replaces_refs_and_merges_siblings() -> None:
