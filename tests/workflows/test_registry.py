@@ -244,3 +244,35 @@ def test_definitions_bundle_the_project_and_its_registry(seed_dir: Path) -> None
         definitions.registry.subscribers("product.updated")[0].workflow
         is (definitions.project.workflows["product-updater"])
     )
+
+
+def test_refs_inside_a_trigger_schema_are_followed(make_project: MakeProject) -> None:
+    root = make_project(
+        {
+            "wf.yaml": """\
+                id: wf
+                triggers:
+                  - type: signal
+                    name: cart.updated
+                    schema:
+                      type: object
+                      properties:
+                        items: {type: array, items: {$ref: "#/$defs/item"}}
+                      $defs:
+                        item:
+                          type: object
+                          properties: {quantity: {type: integer, minimum: 1}}
+                tasks:
+                  - id: a
+                    $use: tool(global::tools.#(id=="notify"))
+                """
+        }
+    )
+    registry = Definitions.load(root).registry
+
+    assert registry.validate("cart.updated", {"items": [{"quantity": 2}]}) == []
+    assert registry.validate("cart.updated", {"items": [{"quantity": 0}]}) == [
+        PayloadError(
+            "wf", "/items/0/quantity", "items[0].quantity: 0 is less than the minimum of 1"
+        )
+    ]
