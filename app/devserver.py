@@ -99,28 +99,21 @@ class DevServer:
 
         settings = self.settings
         definitions = Definitions.load(settings.project_dir)
-        db.upgrade(settings.database_url)
-        app = create_app(settings)
-        state: HeraldState = app.extensions[EXTENSION]
-        # No Flower in dev: task events would only go to an exchange nobody listens to.
-        state.publisher.celery.conf.task_send_sent_event = False
-        worker_logs.configure(settings.log_level)
+        listener = _listen(self.host, self.port)  # first: a taken port changes nothing
+        with listener:  # make_server keeps a duplicate of it
+            db.upgrade(settings.database_url)
+            app = create_app(settings)
+            state: HeraldState = app.extensions[EXTENSION]
+            # No Flower in dev: task events would only go to an exchange nobody listens to.
+            state.publisher.celery.conf.task_send_sent_event = False
+            worker_logs.configure(settings.log_level)
 
-        celery = _dev_celery(settings)
-        runtime.configure(settings, definitions.project, celery=celery, hostname=_node())
-        rt = runtime.current()
-        recovered = _recover(settings, definitions, celery)
+            celery = _dev_celery(settings)
+            runtime.configure(settings, definitions.project, celery=celery, hostname=_node())
+            rt = runtime.current()
+            recovered = _recover(settings, definitions, celery)
 
-        try:
-            server = make_server(self.host, self.port, app, threaded=True)
-        except OSError as exc:
-            rt.close()
-            if exc.errno == errno.EADDRINUSE:
-                raise DevServerError(
-                    f"port {self.port} on {self.host} is already in use; "
-                    "stop what uses it or pass --port"
-                ) from None
-            raise DevServerError(f"cannot listen on {self.host}:{self.port}: {exc}") from None
+            server = make_server(self.host, self.port, app, threaded=True, fd=listener.fileno())
 
         worker = _EmbeddedWorker(celery, threads=self.threads)
         sweeper = Sweeper(sweep_runtime(settings, definitions.project, celery), _interval(settings))
@@ -281,6 +274,23 @@ def _recover(settings: Settings, definitions: Definitions, celery: Celery) -> in
     finally:
         rt.close()
     return report.total
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, or a :class:`DevServerError` saying why not."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise DevServerError(
+                f"port {port} on {host} is already in use; stop what uses it or pass --port"
+            ) from None
+        raise DevServerError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    return sock
 
 
 def _interval(settings: Settings) -> float:

@@ -291,3 +291,80 @@ def test_a_project_that_does_not_load_is_refused_with_every_problem(tmp_path: Pa
     )
     assert result.returncode == 1
     assert "broken.yaml:4" in result.stderr and "fix the definitions" in result.stderr
+
+
+def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(HERALD), "dev", "--project", str(copy_examples(tmp_path)), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --- the pieces, in process ---------------------------------------------------------------------
+
+
+def test_dev_settings_use_sqlite_in_the_project_and_the_seed_token(tmp_path: Path) -> None:
+    from app.devserver import dev_settings
+
+    settings = dev_settings(
+        tmp_path,
+        {
+            "HERALD_DATABASE_URL": "postgresql://elsewhere/db",
+            "HERALD_BROKER_URL": "redis://elsewhere",
+        },
+    )
+    assert settings.database_url == f"sqlite:///{tmp_path.resolve() / '.herald' / 'herald.db'}"
+    assert settings.broker_url == "memory://"
+    assert [(t.name, t.secret) for t in settings.api_tokens] == [("dev", TOKEN)]
+
+
+def test_dev_settings_take_the_tokens_from_the_environment(tmp_path: Path) -> None:
+    from app.devserver import dev_settings
+
+    settings = dev_settings(tmp_path, {"HERALD_API_TOKENS": "me:s3cret,ci:other"})
+    assert [(t.name, t.secret) for t in settings.api_tokens] == [("me", "s3cret"), ("ci", "other")]
+
+
+def test_the_watcher_sees_workflow_files_but_not_hidden_or_virtualenv_ones(tmp_path: Path) -> None:
+    from app.devserver import snapshot
+
+    for name in (
+        "a.yaml",
+        "sub/b.yml",
+        ".hidden/c.yaml",
+        ".venv/d.yaml",
+        "node_modules/e.yaml",
+        "tools/f.py",
+    ):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    assert sorted(Path(p).relative_to(tmp_path).as_posix() for p in snapshot(tmp_path)) == [
+        "a.yaml",
+        "sub/b.yml",
+    ]
+
+
+def test_without_a_sample_event_the_curl_sends_the_first_trigger(tmp_path: Path) -> None:
+    from app.devserver import sample_curl
+    from workflows.registry import Definitions
+
+    (tmp_path / "wf.yaml").write_text(
+        "id: greeter\ntriggers: [{type: signal, name: user.created}]\n"
+        'tasks:\n  - id: hi\n    $use: tool(local::tools.#(id=="hi"))\n'
+        "tools:\n  - id: hi\n    execute: ./hi.py\n"
+    )
+    (tmp_path / "hi.py").write_text("def run(input):\n    return {}\n")
+    curl = sample_curl("http://127.0.0.1:8080", "t0k", Definitions.load(tmp_path))
+    assert curl == (
+        "curl -X POST http://127.0.0.1:8080/api/v1/events -H 'Authorization: Bearer t0k' "
+        '-H \'Content-Type: application/json\' -d \'{"name": "user.created", "payload": {}}\''
+    )
