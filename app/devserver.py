@@ -144,6 +144,8 @@ class DevServer:
 
     def _watch(self, holders: _Holders, current: Definitions) -> None:
         """Poll the workflow files; load and swap on change, keep the old ones on error."""
+        from workers.agents import check_providers
+
         root = self.settings.project_dir
         seen = snapshot(root)
         while not self._stop.wait(RELOAD_POLL_SECONDS):
@@ -165,11 +167,15 @@ class DevServer:
             self.say(f"herald dev: reloaded {len(current.project.workflows)} workflow(s): {names}")
             for warning in current.project.warnings:
                 self.say(f"  {warning}")
+            for problem in check_providers(current.project):
+                self.say(f"  agents: {problem}")
 
     # --- what the user sees ----------------------------------------------------------------
 
     def _banner(self, definitions: Definitions, recovered: int) -> None:
-        """The URL, the token, the database and a curl to paste."""
+        """The URL, the token, the database, any agent that cannot work, a curl to paste."""
+        from workers.agents import check_providers
+
         settings = self.settings
         url = f"http://{self.host}:{self.port}"
         token = settings.api_tokens[0]
@@ -183,6 +189,7 @@ class DevServer:
             f"  worker    in this process, {self.threads} threads, in-process broker",
         ]
         lines += [f"  warning   {w}" for w in definitions.project.warnings]
+        lines += [f"  agents    {problem}" for problem in check_providers(definitions.project)]
         if recovered:
             lines.append(f"  recovered {recovered} unfinished item(s) from the last run")
         lines += [
