@@ -19,7 +19,7 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from app.api.common import authorize, choice_param, iso, ok, page, page_params
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.logs import log_event
 from app.state import state
 from workers.celery_app import publish_step
@@ -34,6 +34,7 @@ bp = Blueprint("executions", __name__)
 def get_execution(execution_id: str) -> Response:
     """One execution with its steps."""
     authorize("executions:read")
+    execution_id = _id(execution_id)
     with state().sessions() as session:
         execution = session.get(Execution, execution_id)
         if execution is None:
@@ -51,9 +52,9 @@ def list_executions() -> Response:
     with state().sessions() as session:
         rows = store.list_executions(
             session,
-            workflow=request.args.get("workflow_id"),
+            workflow=_text_param("workflow_id"),
             status=status,
-            event=request.args.get("event_id"),
+            event=_text_param("event_id"),
             after=before_id,
             limit=limit + 1,
         )
@@ -65,6 +66,7 @@ def list_executions() -> Response:
 def cancel_execution(execution_id: str) -> Response:
     """Cancel a pending or running execution; 409 when it has already finished."""
     token = authorize("executions:write")
+    execution_id = _id(execution_id)
     with state().sessions.begin() as session:
         execution = store.lock_execution(session, execution_id)
         if execution is None:
@@ -89,6 +91,7 @@ def cancel_execution(execution_id: str) -> Response:
 def retry_execution(execution_id: str) -> Response:
     """Resume a failed execution from its failed step; 409 unless it failed at a step."""
     token = authorize("executions:write")
+    execution_id = _id(execution_id)
     st = state()
     project = st.definitions.project
     with st.sessions.begin() as session:
@@ -148,6 +151,23 @@ def _not_found(execution_id: str) -> NotFound:
     return NotFound(
         f"no execution with id {execution_id!r}", details={"execution_id": execution_id}
     )
+
+
+def _text_param(name: str) -> str | None:
+    """A free-text query parameter; one the database cannot hold (NUL, too long) is a 400."""
+    raw = request.args.get(name)
+    if raw is not None and ("\x00" in raw or len(raw) > 255):
+        raise ValidationFailed(
+            f"`{name}` must be at most 255 characters, without NUL", details={"field": name}
+        )
+    return raw
+
+
+def _id(execution_id: str) -> str:
+    """An execution id from the path; one that cannot exist (NUL, too long) is simply unknown."""
+    if "\x00" in execution_id or len(execution_id) > 40:
+        raise _not_found(execution_id.replace("\x00", "\\0")[:60])
+    return execution_id
 
 
 def execution_json(execution: Execution, steps: list[Step] | None = None) -> dict[str, Any]:

@@ -126,7 +126,13 @@ def test_the_list_filters_and_pages(api: FlaskClient, engine_rt: Runtime) -> Non
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("status=done", "status"), ("limit=0", "limit"), ("cursor=%%%", "cursor")],
+    [
+        ("status=done", "status"),
+        ("limit=0", "limit"),
+        ("cursor=%%%", "cursor"),
+        ("event_id=%00", "event_id"),
+        ("workflow_id=" + "w" * 300, "workflow_id"),
+    ],
 )
 def test_a_bad_list_query_is_a_400_naming_the_field(
     api: FlaskClient, query: str, field: str
