@@ -320,3 +320,43 @@ def test_sms_and_push_land_in_their_outboxes(outbox: Path) -> None:
 def test_sms_longer_than_one_message_is_refused(outbox: Path) -> None:
     with pytest.raises(ValueError, match="an SMS holds 160 characters; this one has 161"):
         tool("notification-sender/tools/send_sms.py").run({"to": "c", "text": "x" * 161}, ctx("k"))
+
+
+# --- the README names only what exists ----------------------------------------------------------
+
+
+def test_the_readme_names_only_make_targets_that_exist() -> None:
+    readme = (ROOT / "README.md").read_text()
+    targets = set(re.findall(r"^([a-z-]+):", (ROOT / "Makefile").read_text(), re.M))
+    named = set(re.findall(r"`make ([a-z-]+)", readme)) | set(
+        re.findall(r"^make ([a-z-]+)", readme, re.M)
+    )
+    assert {"dev", "test"} <= named
+    assert named <= targets, f"README names missing targets: {named - targets}"
+
+
+def test_the_readme_names_only_herald_commands_that_exist() -> None:
+    from app.cli import cli
+
+    readme = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"`(?:\.venv/bin/)?herald (db upgrade|[a-z]+)", readme))
+    commands = set(cli.commands) | {"db upgrade"}
+    assert {"dev", "serve", "worker", "sweep", "validate", "db upgrade"} <= named
+    assert named <= commands, f"README names missing commands: {named - commands}"
+
+
+@pytest.mark.parametrize(
+    "markdown",
+    [
+        "README.md",
+        "docs/deploy.md",
+        "examples/order-processor/README.md",
+        "examples/notification-sender/README.md",
+    ],
+)
+def test_local_links_point_at_files_that_exist(markdown: str) -> None:
+    source = ROOT / markdown
+    links = re.findall(r"\]\(([^)#]+)\)", source.read_text())
+    local = [link for link in links if "://" not in link]
+    missing = [link for link in local if not (source.parent / link).exists()]
+    assert not missing, f"{markdown} links to missing files: {missing}"
