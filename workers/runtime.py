@@ -70,6 +70,8 @@ class Configuration:
     project: Project
     celery: Celery | None
     hostname: str | None
+    #: database connections kept per process (a threads pool needs one per thread)
+    pool_size: int = 2
 
 
 _lock = threading.Lock()
@@ -83,11 +85,12 @@ def configure(
     *,
     celery: Celery | None = None,
     hostname: str | None = None,
+    pool_size: int = 2,
 ) -> None:
     """Say what this worker runs with; the runtime itself is built lazily (after any fork)."""
     global _config, _current
     with _lock:
-        _config = Configuration(settings, project, celery, hostname)
+        _config = Configuration(settings, project, celery, hostname, pool_size)
         _current = None
     worker_process_init.connect(_after_fork, weak=False, dispatch_uid="herald.runtime")
 
@@ -111,6 +114,7 @@ def current() -> Runtime:
                 _config.project,
                 celery=_config.celery,
                 hostname=_config.hostname,
+                pool_size=_config.pool_size,
             )
         return _current
 

@@ -8,6 +8,7 @@ one host; each one sweeps (recovers lost work) when it starts and periodically.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import uuid
 
@@ -90,7 +91,9 @@ def command(
     celery: Celery = make_celery(settings)
     celery.steps["worker"].add(SweepStep)
     node = host_format(default_nodename(hostname or f"herald-{uuid.uuid4().hex[:8]}"))
-    runtime.configure(settings, project, celery=celery)
+    # a threads pool shares one engine between its threads: one connection each
+    pool_size = (concurrency or os.cpu_count() or 2) if pool == "threads" else 2
+    runtime.configure(settings, project, celery=celery, pool_size=pool_size)
     worker_ready.connect(_ready, weak=False, dispatch_uid="herald.worker.ready")
     worker = celery.Worker(
         hostname=node,
