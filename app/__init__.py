@@ -75,10 +75,18 @@ def _settings(config: Settings | Mapping[str, Any] | None) -> Settings:
 
 
 def _request_id() -> None:
-    """Take the client's ``X-Request-ID`` when it is a sane id, else make one."""
+    """Take the client's ``X-Request-ID`` when it is a sane id, else make one.
+
+    Also refuse a NUL in the path: no resource is named so, and PostgreSQL cannot
+    even compare text holding one.
+    """
+    from app.errors import ValidationFailed
+
     given = request.headers.get("X-Request-ID", "")
     ok = 0 < len(given) <= _MAX_REQUEST_ID and given.isascii() and given.isprintable()
     g.request_id = given if ok else new_id("req")
+    if "\x00" in request.path:
+        raise ValidationFailed("the URL path may not contain the NUL character")
 
 
 def _echo_request_id(response: Response) -> Response:

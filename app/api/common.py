@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, TypeVar
 
 from flask import Response, jsonify, request
@@ -34,11 +36,56 @@ def ok(data: Any, status: int = 200, **top: Any) -> Response:
 
 
 def authorize(scope: str) -> ApiToken:
-    """The calling token, which must hold ``scope``; 401 or 403 otherwise."""
+    """The calling token, which must hold ``scope``; 401, 403 or 429 otherwise.
+
+    Then refuse query parameters the endpoint does not document (400 naming them).
+    """
     token = state().tokens.authenticate(request.headers.get("Authorization"))
     require_scope(token, scope)
     state().limiter.check(token.name)
+    refuse_unknown_query()
     return token
+
+
+_RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")
+
+
+@cache
+def _documented_query() -> dict[tuple[str, str], frozenset[str]]:
+    """(OpenAPI path, method) -> the query parameters the document declares."""
+    from app.openapi import document
+
+    known: dict[tuple[str, str], frozenset[str]] = {}
+    for path, operations in document()["paths"].items():
+        for method, operation in operations.items():
+            names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+            known[(path, method.upper())] = frozenset(names)
+    return known
+
+
+def refuse_unknown_query() -> None:
+    """400 ``validation_error`` for a query parameter the operation lacks, or a NUL in one.
+
+    (PostgreSQL cannot store or compare text holding NUL: refuse it at the door.)
+    """
+    if not request.args or request.url_rule is None:
+        return
+    for key, value in request.args.items(multi=True):
+        if "\x00" in key or "\x00" in value:
+            raise ValidationFailed(
+                "query parameters may not contain the NUL character", details={"field": key}
+            )
+    path = _RULE_VARIABLE.sub(r"{\1}", request.url_rule.rule)
+    allowed = _documented_query().get((path, request.method))
+    if allowed is None:  # an endpoint the document does not describe: nothing to check
+        return
+    unknown = sorted(set(request.args) - allowed)
+    if unknown:
+        raise ValidationFailed(
+            f"unknown query parameter(s): {', '.join(unknown)}"
+            + (f"; allowed: {', '.join(sorted(allowed))}" if allowed else ""),
+            details={"field": unknown[0]},
+        )
 
 
 def encode_cursor(last_id: str) -> str:
@@ -91,12 +138,12 @@ def time_param(name: str) -> datetime | None:
         raw = raw.replace(" ", "+")
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # unparseable, or out of range once in UTC
         raise ValidationFailed(
             f"`{name}` must be an ISO 8601 date-time such as 2026-01-31T12:00:00Z",
             details={"field": name},
         ) from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def choice_param(name: str, allowed: Sequence[str]) -> str | None:

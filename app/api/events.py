@@ -13,7 +13,16 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.api.common import authorize, choice_param, iso, ok, page, page_params, time_param
+from app.api.common import (
+    authorize,
+    choice_param,
+    iso,
+    ok,
+    page,
+    page_params,
+    refuse_unknown_query,
+    time_param,
+)
 from app.auth import require_event, require_scope
 from app.errors import EventRejected, NotFound, ValidationFailed
 from app.intake import RequestMeta, accept, read_envelope
@@ -37,6 +46,7 @@ def post_event() -> Response:
         token = st.tokens.authenticate(request.headers.get("Authorization"))
         require_scope(token, "events:write")
         st.limiter.check(token.name)
+        refuse_unknown_query()
         envelope = read_envelope(request, st.settings.max_body_bytes)
         name = envelope.name
         log_event(

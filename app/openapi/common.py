@@ -25,6 +25,10 @@ def error(description: str) -> dict[str, Any]:
 
 
 ERRORS_READ = {
+    "400": error(
+        "A malformed request: an unknown query parameter, a bad filter, limit or cursor, "
+        "or a NUL character in the URL; `details.field` names it when there is one."
+    ),
     "401": error("Missing or invalid bearer token (`WWW-Authenticate: Bearer`)."),
     "403": error("The token lacks the read scope."),
     "429": error("Rate limited (`Retry-After` says when to retry)."),

@@ -95,6 +95,10 @@ def test_list_filters_and_paginates_with_a_cursor(client: FlaskClient, clean_db:
         ("cursor=%%%", "cursor"),
         ("cursor=bm9wZQ", "cursor"),
         ("since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "since"),
+        ("since=9999-12-31T23:59:59-01:00", "since"),
+        ("until=0001-01-01T00:00:00%2B01:00", "until"),
+        ("name=order%00created", "name"),
+        ("colour=red", "colour"),
     ],
 )
 def test_list_refuses_bad_parameters(
@@ -118,3 +122,9 @@ def test_reads_need_the_read_scope(
     forbidden = client.get(path, headers={"Authorization": "Bearer writer-token"})
     assert forbidden.status_code == 403
     assert forbidden.get_json()["error"]["code"] == "forbidden"
+
+
+def test_nul_in_the_path_is_400_not_a_server_error(client: FlaskClient) -> None:
+    response = client.get("/api/v1/events/evt%00x", headers=AUTH)
+    assert response.status_code == 400
+    assert "NUL" in response.get_json()["error"]["message"]
