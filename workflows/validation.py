@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError, best_match
-from referencing import Registry, Resource
+from referencing import Registry
 from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
@@ -40,18 +40,36 @@ _TYPE_NAMES = {
 
 
 @cache
-def _registry() -> Registry[Any]:
-    resources = []
-    for name in (WORKFLOW_SCHEMA, PROJECT_SCHEMA):
-        contents = json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
-        resources.append((name, Resource.from_contents(contents)))
-    return Registry().with_resources(resources)
+def _schema_file(name: str) -> dict[str, Any]:
+    contents: dict[str, Any] = json.loads((SCHEMA_DIR / name).read_text(encoding="utf-8"))
+    return contents
 
 
 @cache
 def _validator(name: str) -> Draft202012Validator:
-    schema = _registry().contents(name)
-    return Draft202012Validator(schema, registry=_registry())
+    """A validator of the file format; the files' own ``$ref``s are inlined once, here.
+
+    The formats are not recursive, so inlining ends; it spares jsonschema a
+    reference lookup for every task of every workflow.
+    """
+    return Draft202012Validator(_inline(_schema_file(name), name))
+
+
+def _inline(value: Any, file: str) -> Any:
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, str) and "#/" in ref:
+            target_file, pointer = ref.split("#", 1)
+            target_file = target_file or file
+            target: Any = _schema_file(target_file)
+            for part in pointer.strip("/").split("/"):
+                target = target[part]
+            siblings = {k: _inline(v, file) for k, v in value.items() if k != "$ref"}
+            return {**_inline(target, target_file), **siblings}
+        return {k: _inline(v, file) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_inline(v, file) for v in value]
+    return value
 
 
 @cache
@@ -72,19 +90,34 @@ def check_structure(doc: Document, data: Any, schema: str) -> list[Problem]:
 
 def check_schema(doc: Document, path: JsonPath, schema: Any) -> list[Problem]:
     """Problems with a JSON Schema embedded in a definition (Draft 2020-12 meta-schema)."""
-    problems = []
+    try:
+        key = json.dumps(schema, sort_keys=True)
+    except (TypeError, ValueError):  # not JSON at all: the meta-schema check says why
+        found = _schema_problems(schema)
+    else:
+        found = _cached_schema_problems(key)  # projects repeat schemas; checking one costs ~1 ms
+    return [doc.problem((*path, *where), message) for where, message in found]
+
+
+@lru_cache(maxsize=1024)
+def _cached_schema_problems(key: str) -> tuple[tuple[JsonPath, str], ...]:
+    return _schema_problems(json.loads(key))
+
+
+def _schema_problems(schema: Any) -> tuple[tuple[JsonPath, str], ...]:
+    """(path inside the schema, message) for each problem of ``schema``."""
+    problems: list[tuple[JsonPath, str]] = []
     for error in _meta_validator().iter_errors(schema):
-        where = (*path, *error.absolute_path)
         # an anyOf/oneOf failure says "not valid under any of the given schemas": say why
         reason = best_match(error.context).message if error.context else error.message
-        problems.append(doc.problem(where, f"invalid JSON Schema: {reason}"))
+        problems.append((tuple(error.absolute_path), f"invalid JSON Schema: {reason}"))
     if not problems and isinstance(schema, dict) and not _has_nested_id(schema):
         problems.extend(
-            doc.problem((*path, *where), f"invalid JSON Schema: $ref {ref!r} resolves to nothing")
+            (where, f"invalid JSON Schema: $ref {ref!r} resolves to nothing")
             for where, ref in _refs(schema, ())
             if not _resolvable(schema, ref)
         )
-    return problems
+    return tuple(problems)
 
 
 def _refs(value: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
