@@ -103,7 +103,8 @@ class Cluster:
     def stop_api(self) -> None:
         """Stop the API (after reading its peak memory)."""
         if self.api is not None:
-            self._stop(self.api)
+            self._record_peak(self.api)
+            self.api.stop()
             self.api = None
 
     def start_herald_workers(self, count: int, concurrency: int) -> None:
@@ -153,7 +154,10 @@ class Cluster:
     def stop_workers(self) -> None:
         """Stop every worker (warm shutdown), reading peak memory first."""
         for worker in self.workers:
-            self._stop(worker)
+            self._record_peak(worker)
+            worker.terminate()  # all at once: warm shutdowns overlap
+        for worker in self.workers:
+            worker.stop()
         self.workers = []
         self.nodes = []
 
@@ -167,7 +171,7 @@ class Cluster:
         self.stop_api()
 
     def peak_memory(self) -> list[PeakMemory]:
-        """Per role: the most processes seen at once and the largest VmHWM of any of them."""
+        """Per role: the most processes in one tree, and the largest VmHWM of any of them."""
         return [
             PeakMemory(role=role, processes=count, max_rss_mb=round(kb / 1024, 1))
             for role, (count, kb) in sorted(self._peaks.items())
@@ -183,12 +187,11 @@ class Cluster:
         log = self.env.work_dir / "logs" / f"{role.replace(' ', '-')}-{self._started}.log"
         return Process(role, argv, self.env.environ(), log)
 
-    def _stop(self, process: Process) -> None:
+    def _record_peak(self, process: Process) -> None:
         peaks = process.peak_rss_kb()
         if peaks:
             count, kb = self._peaks.get(process.role, (0, 0))
             self._peaks[process.role] = (max(count, len(peaks)), max(kb, *peaks.values()))
-        process.stop()
 
 
 def _herald() -> str:

@@ -5,10 +5,15 @@ accepted through the API while no worker runs; then ``W`` ``herald worker``
 processes start and drain dispatch and steps. Raw Celery: ``N`` chains of ``K``
 no-op tasks are published, then ``W`` baseline workers drain them. The rate is
 the steady one between the 10th and 90th percentile of step finishes, so that
-worker start-up does not count; the drain's wall time is reported beside it.
+worker start-up does not count. A drain that outlasts ``limit`` seconds after
+every worker answered a ping is stopped there and its rate taken from the
+steps it finished (``partial``), so that a slow system cannot stretch the run
+past its time budget.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -17,34 +22,59 @@ from benchmarks.baseline import make_baseline, publish_chain, read_marks
 from benchmarks.cluster import Cluster
 from benchmarks.errors import BenchmarkError
 from benchmarks.project import DRAIN_EVENT
-from benchmarks.results import DrainRound
-from benchmarks.services import wait_for
+from benchmarks.results import DrainRound, System
+from benchmarks.services import wait_until
 from benchmarks.stats import steady_rate
 from benchmarks.store import count_finished, execution_results, step_times
 
-DRAIN_TIMEOUT = 180.0
+#: a drain must finish at least this many steps to give a rate
+MIN_STEPS = 20
 
 
-def herald_drain(
-    cluster: Cluster,
-    sessions: sessionmaker[Session],
-    round_: int,
-    workers: int,
-    concurrency: int,
-    executions: int,
-    steps: int,
-) -> DrainRound:
-    """Drain ``executions`` executions of ``steps`` steps with ``workers`` herald workers."""
+@dataclass(frozen=True)
+class DrainPlan:
+    """One drain: how many executions of how many steps, on how many workers, for how long."""
+
+    round: int
+    workers: int
+    concurrency: int
+    executions: int
+    steps: int
+    limit: float
+
+    def result(self, system: System, starts: list[float], finishes: list[float]) -> DrainRound:
+        """The round's figures from the start and finish times of the steps that finished."""
+        if len(finishes) < MIN_STEPS:
+            raise BenchmarkError(
+                f"{system} finished {len(finishes)} steps in {self.limit:.0f} s; "
+                f"a rate needs at least {MIN_STEPS}"
+            )
+        return DrainRound(
+            system=system,
+            round=self.round,
+            workers=self.workers,
+            concurrency=self.concurrency,
+            executions=self.executions,
+            steps_per_execution=self.steps,
+            steps_done=len(finishes),
+            seconds=max(finishes) - min(starts),
+            steps_per_second=steady_rate(finishes),
+        )
+
+
+def herald_drain(cluster: Cluster, sessions: sessionmaker[Session], plan: DrainPlan) -> DrainRound:
+    """Drain ``plan.executions`` herald executions with ``plan.workers`` herald workers."""
     if cluster.workers:
         raise BenchmarkError("workers must be stopped before the queue is filled")
     client = EventsClient(cluster.events_url, cluster.env.token)
     ids: list[str] = []
     try:
-        for i in range(executions):
+        for i in range(plan.executions):
             ids += client.send(DRAIN_EVENT, {"n": i, "label": "drain"})
     finally:
         client.close()
-    cluster.start_herald_workers(workers, concurrency)
+    cluster.start_herald_workers(plan.workers, plan.concurrency)
+    cluster.wait_workers_ready()
 
     def drained() -> bool:
         cluster.check()
@@ -52,62 +82,43 @@ def herald_drain(
             return count_finished(session, ids) == len(ids)
 
     try:
-        wait_for(drained, DRAIN_TIMEOUT, f"{len(ids)} herald executions to finish", 0.1)
+        complete = wait_until(drained, plan.limit, interval=0.1)
     finally:
         cluster.stop_workers()
     with sessions() as session:
         statuses = {status for status, _ in execution_results(session, ids).values()}
         times = step_times(session, ids)
-    if statuses != {"succeeded"}:
+    if complete and statuses != {"succeeded"}:
         raise BenchmarkError(f"drained executions ended as {sorted(statuses)}, not all succeeded")
     finishes = [t.finished for t in times if t.finished is not None]
     starts = [t.started for t in times if t.started is not None]
-    return DrainRound(
-        system="herald",
-        round=round_,
-        workers=workers,
-        concurrency=concurrency,
-        executions=len(ids),
-        steps_per_execution=steps,
-        seconds=max(finishes) - min(starts),
-        steps_per_second=steady_rate(finishes),
-    )
+    return plan.result("herald", starts, finishes)
 
 
-def celery_drain(
-    cluster: Cluster, round_: int, workers: int, concurrency: int, executions: int, steps: int
-) -> DrainRound:
-    """Drain ``executions`` chains of ``steps`` no-op tasks with ``workers`` raw Celery workers."""
+def celery_drain(cluster: Cluster, plan: DrainPlan) -> DrainRound:
+    """Drain ``plan.executions`` chains of no-op tasks with ``plan.workers`` raw Celery workers."""
     if cluster.workers:
         raise BenchmarkError("workers must be stopped before the queue is filled")
     env = cluster.env
     app = make_baseline(env.broker_url, env.raw_queue, env.marks_dir)
-    runs = [f"drain{round_}w{workers}-{i}" for i in range(executions)]
+    runs = [f"drain{plan.round}w{plan.workers}-{i}" for i in range(plan.executions)]
     try:
         for run in runs:
-            publish_chain(app, run, steps)
+            publish_chain(app, run, plan.steps)
     finally:
         app.close()
-    cluster.start_celery_workers(workers, concurrency)
+    cluster.start_celery_workers(plan.workers, plan.concurrency)
+    cluster.wait_workers_ready()
 
     def drained() -> bool:
         cluster.check()
         marks = read_marks(env.marks_dir)
-        return sum(len(marks.get(run, {})) for run in runs) == executions * steps
+        return sum(len(marks.get(run, {})) for run in runs) == len(runs) * plan.steps
 
     try:
-        wait_for(drained, DRAIN_TIMEOUT, f"{executions} raw Celery chains to finish", 0.1)
+        wait_until(drained, plan.limit, interval=0.1)
     finally:
         cluster.stop_workers()
     marks = read_marks(env.marks_dir)
-    finishes = [at for run in runs for at in marks[run].values()]
-    return DrainRound(
-        system="celery",
-        round=round_,
-        workers=workers,
-        concurrency=concurrency,
-        executions=executions,
-        steps_per_execution=steps,
-        seconds=max(finishes) - min(finishes),
-        steps_per_second=steady_rate(finishes),
-    )
+    finishes = [at for run in runs for at in marks.get(run, {}).values()]
+    return plan.result("celery", finishes, finishes)

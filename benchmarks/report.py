@@ -7,7 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from benchmarks.results import BenchReport, Comparison, HotPathProfile
+from benchmarks.results import BenchReport, Comparison, HotPathProfile, ProfileEntry
 
 PLOT_SERIES = (
     ("ingestion", "POST /api/v1/events latency"),
@@ -145,7 +145,8 @@ def _drains(report: BenchReport) -> str:
             f"{d.workers} x {d.concurrency}",
             d.system,
             str(d.round),
-            f"{d.executions} x {d.steps_per_execution}",
+            f"{d.executions} x {d.steps_per_execution}"
+            + (f" ({d.steps_done} done at the time limit)" if d.partial else ""),
             _num(d.seconds, 2),
             _num(d.steps_per_second, 0),
         ]
@@ -179,15 +180,20 @@ def _memory(report: BenchReport) -> str:
 
 
 def _profile(profile: HotPathProfile) -> str:
-    rows = [
-        [f"`{e.function}`", str(e.calls), _num(e.own_ms), _num(e.cumulative_ms)]
-        for e in profile.top
-    ]
+    header = ["function", "calls", "own ms", "cumulative ms"]
     title = (
-        f"Where the time goes: {profile.target} "
-        f"({profile.calls} calls, {profile.per_call_us:,.0f} us per call, cProfile)"
+        f"Where the time goes: {profile.target}, {profile.calls} calls, "
+        f"{profile.per_call_us:,.0f} us per call without the profiler"
     )
-    return _table(title, ["function", "calls", "own ms", "cumulative ms"], rows)
+    by_part = _table(f"{title}: herald's own functions", header, _rows(profile.herald))
+    hottest = _table("... and the hottest functions by own time", header, _rows(profile.hottest))
+    return f"{by_part}\n\n{hottest}"
+
+
+def _rows(entries: list[ProfileEntry]) -> list[list[str]]:
+    return [
+        [f"`{e.function}`", str(e.calls), _num(e.own_ms), _num(e.cumulative_ms)] for e in entries
+    ]
 
 
 def write_plot(report: BenchReport, path: Path) -> None:

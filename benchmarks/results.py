@@ -57,10 +57,17 @@ class DrainRound:
     concurrency: int
     executions: int
     steps_per_execution: int
-    #: first step finished to last step finished
+    #: steps finished (fewer than executions x steps when the drain hit its time limit)
+    steps_done: int
+    #: first step started to last step finished
     seconds: float
     #: steps per second sustained between the 10th and 90th percentile of finishes
     steps_per_second: float
+
+    @property
+    def partial(self) -> bool:
+        """The drain was stopped at its time limit before every step ran."""
+        return self.steps_done < self.executions * self.steps_per_execution
 
 
 @dataclass(frozen=True)
@@ -101,7 +108,10 @@ class HotPathProfile:
     target: str
     calls: int
     per_call_us: float
-    top: list[ProfileEntry]
+    #: herald's own functions (app, workers, workflows) by cumulative time: which part costs
+    herald: list[ProfileEntry]
+    #: any function by own time: where the processor actually is
+    hottest: list[ProfileEntry]
 
 
 @dataclass(frozen=True)

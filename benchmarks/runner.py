@@ -54,6 +54,8 @@ class BenchConfig:
     drain_rounds: int
     drain_executions: int
     drain_steps: int
+    #: seconds after which a drain is stopped and measured on what it finished
+    drain_limit: float
     large_workflows: int
     large_tasks: int
     subscribers: int
@@ -77,14 +79,15 @@ class BenchConfig:
             worker_counts=(1, 2, 4),
             worker_concurrency=2,
             drain_rounds=2,
-            drain_executions=200,
+            drain_executions=150,
             drain_steps=10,
+            drain_limit=12.0,
             large_workflows=200,
             large_tasks=20,
             subscribers=10,
             loads=3,
             validations=5000,
-            profile_calls=200,
+            profile_calls=100,
         )
 
     @classmethod
@@ -93,21 +96,22 @@ class BenchConfig:
         return cls(
             mode="quick",
             ingest_concurrencies=(1, 16),
-            ingest_seconds=2.0,
+            ingest_seconds=1.5,
             ingest_warmup=0.5,
             latency_rounds=1,
-            latency_count=20,
+            latency_count=12,
             worker_counts=(1, 2),
             worker_concurrency=2,
             drain_rounds=1,
             drain_executions=40,
             drain_steps=10,
+            drain_limit=4.0,
             large_workflows=200,
             large_tasks=20,
             subscribers=10,
             loads=1,
-            validations=1000,
-            profile_calls=50,
+            validations=500,
+            profile_calls=30,
         )
 
 
@@ -219,15 +223,20 @@ def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
                     report.samples.setdefault(name, []).extend(values)
 
     def drains() -> None:
-        n, k, c = config.drain_executions, config.drain_steps, config.worker_concurrency
         for workers in config.worker_counts:
             for round_ in range(1, config.drain_rounds + 1):
                 log(f"drain: {workers} worker(s), round {round_}")
-                report.drains.append(
-                    drain.herald_drain(cluster, sessions, round_, workers, c, n, k)
+                plan = drain.DrainPlan(
+                    round=round_,
+                    workers=workers,
+                    concurrency=config.worker_concurrency,
+                    executions=config.drain_executions,
+                    steps=config.drain_steps,
+                    limit=config.drain_limit,
                 )
+                report.drains.append(drain.herald_drain(cluster, sessions, plan))
                 reset()
-                report.drains.append(drain.celery_drain(cluster, round_, workers, c, n, k))
+                report.drains.append(drain.celery_drain(cluster, plan))
                 reset()
 
     steps: dict[str, Callable[[], None]] = {

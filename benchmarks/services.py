@@ -97,17 +97,22 @@ def purge_queues(broker_url: str, prefix: str) -> int:
         client.close()
 
 
-def wait_for(
-    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
-) -> float:
-    """Poll ``condition`` until it holds; the seconds it took, or :class:`BenchmarkError`."""
-    start = time.perf_counter()
-    deadline = start + timeout
+def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    """Poll ``condition`` until it holds (True) or ``timeout`` seconds have passed (False)."""
+    deadline = time.perf_counter() + timeout
     while not condition():
         if time.perf_counter() > deadline:
-            raise BenchmarkError(f"timed out after {timeout:.0f} s waiting for {what}")
+            return False
         time.sleep(interval)
-    return time.perf_counter() - start
+    return True
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
+) -> None:
+    """Poll ``condition`` until it holds, or raise :class:`BenchmarkError` naming ``what``."""
+    if not wait_until(condition, timeout, interval):
+        raise BenchmarkError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class Process:
@@ -139,15 +144,19 @@ class Process:
         """VmHWM (peak resident set, kB) of the process and each of its descendants."""
         return {pid: kb for pid in process_tree(self.pid) if (kb := peak_rss_kb(pid)) is not None}
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM (a warm shutdown), then SIGKILL to its process group if it hangs."""
+    def terminate(self) -> None:
+        """Ask for a warm shutdown (SIGTERM); :meth:`stop` waits for it."""
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.pid, signal.SIGKILL)
-                self.popen.wait(5)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM (a warm shutdown), then SIGKILL to its process group if it hangs."""
+        self.terminate()
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.pid, signal.SIGKILL)
+            self.popen.wait(5)
         self._log_file.close()
 
 

@@ -102,7 +102,7 @@ def _latency(system: str, round_: int, per_step_p50: float) -> LatencyRound:
 
 
 def _drain(system: str, round_: int, workers: int, rate: float) -> DrainRound:
-    return DrainRound(system, round_, workers, 2, 100, 10, 5.0, rate)  # type: ignore[arg-type]
+    return DrainRound(system, round_, workers, 2, 100, 10, 1000, 5.0, rate)  # type: ignore[arg-type]
 
 
 def _ingestion(concurrency: int, rate: float, p99: float, rows: int = 100) -> IngestionRun:
@@ -130,7 +130,13 @@ def _report() -> BenchReport:
     ]
     report.memory = [PeakMemory("api", 3, 80.5)]
     report.profiles = [
-        HotPathProfile("POST", 10, 900.0, [ProfileEntry("app/intake.py:10(accept)", 10, 1.0, 9.0)])
+        HotPathProfile(
+            "POST",
+            10,
+            900.0,
+            herald=[ProfileEntry("app/intake.py:10(accept)", 10, 1.0, 9.0)],
+            hottest=[ProfileEntry("psycopg/connection.py:479(wait)", 30, 5.0, 5.0)],
+        )
     ]
     report.samples = {"ingestion 1 clients": [1.0, 2.0], "per_step herald": [5.0, 6.0]}
     report.comparisons = compare(report)
@@ -177,6 +183,8 @@ def test_report_files(tmp_path: Path) -> None:
     table = paths["table"].read_text()
     assert "| 16 | 1,200 |" in table
     assert "Where the time goes: POST" in table
+    assert "| `app/intake.py:10(accept)` | 10 | 1.0 | 9.0 |" in table
+    assert "`psycopg/connection.py:479(wait)`" in table
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
