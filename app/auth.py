@@ -35,6 +35,8 @@ SCOPES = frozenset(
         "*",
     }
 )
+#: the longest token name (it is recorded on every event)
+MAX_TOKEN_NAME = 100
 _FILE_KEYS = frozenset({"name", "token", "token_env", "scopes", "events"})
 
 
@@ -55,6 +57,10 @@ class Tokens:
         seen: set[str] = set()
         entries = []
         for token in tokens:
+            if len(token.name) > MAX_TOKEN_NAME:
+                raise ConfigError(
+                    f"API token name {token.name[:20]!r}... is longer than {MAX_TOKEN_NAME} characters"
+                )
             if token.name in seen:
                 raise ConfigError(f"API token name {token.name!r} is configured twice")
             seen.add(token.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -152,26 +153,41 @@ def parse_envelope(raw: bytes, header_key: str | None) -> Envelope:
 
 def _json(raw: bytes) -> Any:
     try:
-        body = json.loads(raw, parse_constant=_no_constant)
+        # strict UTF-8 (RFC 8259), so that only escapes can make a lone surrogate
+        body = json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constant, parse_float=_finite)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
-        reason = str(exc) if isinstance(exc, json.JSONDecodeError) else exc.__class__.__name__
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise _invalid("body", f"the request body is not valid JSON: {reason}") from None
-    if b"\\u0000" in raw and _has_nul(body):
-        raise _invalid("payload", "strings may not contain the NUL character (\\u0000)")
+    if _SUSPECT_ESCAPE.search(raw) and _has_unstorable(body):
+        raise _invalid(
+            "payload", "strings may not contain NUL (\\u0000) or unpaired surrogates (\\ud800...)"
+        )
     return body
+
+
+#: escapes that may decode to text no database stores: NUL and UTF-16 surrogates
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _has_nul(value: Any) -> bool:
+def _finite(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is out of the range of a JSON number")
+    return value
+
+
+def _has_unstorable(value: Any) -> bool:
     if isinstance(value, str):
-        return "\x00" in value
+        return _UNSTORABLE.search(value) is not None
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(_has_unstorable(k) or _has_unstorable(v) for k, v in value.items())
     if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
+        return any(_has_unstorable(v) for v in value)
     return False
 
 
@@ -181,8 +197,10 @@ def _key(body_id: Any, header_key: str | None) -> str | None:
             raise _invalid("id", "`id` must be a string")
         if not body_id or len(body_id) > MAX_KEY:
             raise _invalid("id", f"`id` must be 1 to {MAX_KEY} characters")
-    if header_key is not None and not 0 < len(header_key) <= MAX_KEY:
-        raise _invalid("Idempotency-Key", f"`Idempotency-Key` must be 1 to {MAX_KEY} characters")
+    if header_key is not None and not (0 < len(header_key) <= MAX_KEY and header_key.isprintable()):
+        raise _invalid(
+            "Idempotency-Key", f"`Idempotency-Key` must be 1 to {MAX_KEY} printable characters"
+        )
     if body_id is not None and header_key is not None and body_id != header_key:
         raise _invalid(
             "id", "`id` and the `Idempotency-Key` header differ; send one, or both equal"

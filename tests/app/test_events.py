@@ -130,6 +130,46 @@ REFUSALS = [
         "payload",
     ),
     (
+        "infinite number",
+        b'{"name": "a.b", "payload": {"x": 1e400}}',
+        {},
+        400,
+        "validation_error",
+        "body",
+    ),
+    (
+        "too deep",
+        b'{"name": "a.b", "payload": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        {},
+        400,
+        "validation_error",
+        "body",
+    ),
+    (
+        "not utf-8",
+        b'{"name": "a.b", "payload": {"x": "\xff"}}',
+        {},
+        400,
+        "validation_error",
+        "body",
+    ),
+    (
+        "lone surrogate",
+        b'{"name": "a.b", "payload": {"x": "\\ud800"}}',
+        {},
+        400,
+        "validation_error",
+        "payload",
+    ),
+    (
+        "NUL in key header",
+        {"name": "a.b"},
+        {"Idempotency-Key": "a\x00b"},
+        400,
+        "validation_error",
+        "Idempotency-Key",
+    ),
+    (
         "id and header differ",
         {"name": "a.b", "id": "one"},
         {"Idempotency-Key": "two"},
@@ -159,7 +199,7 @@ REFUSALS = [
     ("text/plain", "name=a.b", {"Content-Type": "text/plain"}, 415, "unsupported_media_type", None),
     (
         "too large",
-        {"name": "a.b", "payload": {"x": "y" * 2000}},
+        {"name": "a.b", "payload": {"x": "y" * 20_000}},
         {},
         413,
         "payload_too_large",
@@ -188,7 +228,7 @@ def test_refusals(
         ApiToken("orders", "orders", scopes=frozenset({"events:write"}), events=("order.*",)),
         ApiToken("reader", "reader", scopes=frozenset({"events:read"})),
     )
-    client = make_app(api_tokens=tokens, max_body_bytes=1024).test_client()
+    client = make_app(api_tokens=tokens, max_body_bytes=16 * 1024).test_client()
 
     response = post(client, body, headers)
 
