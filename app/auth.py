@@ -59,7 +59,8 @@ class Tokens:
         for token in tokens:
             if len(token.name) > MAX_TOKEN_NAME:
                 raise ConfigError(
-                    f"API token name {token.name[:20]!r}... is longer than {MAX_TOKEN_NAME} characters"
+                    f"API token name {token.name[:20]!r}... is longer than "
+                    f"{MAX_TOKEN_NAME} characters"
                 )
             if token.name in seen:
                 raise ConfigError(f"API token name {token.name!r} is configured twice")
