@@ -10,18 +10,28 @@ the API and the workers hold one and swap it whole on reload.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 
 from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError
+from jsonschema.exceptions import ValidationError, best_match
 
 from workflows.loader import load_project
 from workflows.model import Project, Trigger, Workflow
 
+_MAX_MESSAGE = 200
+_JSON_TYPES = {
+    "object": "an object",
+    "array": "an array",
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "a boolean",
+    "null": "null",
+}
 # local@domain with a dotted domain, no spaces; stricter than jsonschema's "contains an @"
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
 
@@ -122,33 +132,56 @@ class TriggerRegistry:
         return self._names
 
 
-def _payload_errors(workflow_id: str, error: ValidationError) -> Iterable[PayloadError]:
-    path = list(error.absolute_path)
-    if error.validator == "required" and isinstance(error.instance, dict):
+def _payload_errors(workflow_id: str, error: ValidationError) -> Iterator[PayloadError]:
+    """One error as the API shows it: a JSON pointer and a short message naming the field."""
+    path: list[str | int] = list(error.absolute_path)
+    kind = error.validator
+    if kind in ("anyOf", "oneOf") and error.context:
+        # "is not valid under any of the given schemas" says little: show jsonschema's best match
+        yield from _payload_errors(workflow_id, best_match(error.context))
+    elif kind == "required" and isinstance(error.instance, dict):
+        # jsonschema reports each missing key in its own error, starting with the key's repr
         for key in error.validator_value:
             if key not in error.instance and error.message.startswith(repr(key)):
-                field = _field([*path, key])
+                where = [*path, key]
                 yield PayloadError(
-                    workflow_id, _pointer([*path, key]), f"{field}: required field is missing"
+                    workflow_id, _pointer(where), f"{_field(where)}: required field is missing"
                 )
-                return
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        schema = error.schema if isinstance(error.schema, dict) else {}
-        allowed = schema.get("properties", {})
-        patterns = schema.get("patternProperties", {})
-        extra = [
-            k
-            for k in error.instance
-            if k not in allowed and not any(re.search(p, k) for p in patterns)
-        ]
-        if extra:
-            for key in extra:
-                field = _field([*path, key])
-                yield PayloadError(
-                    workflow_id, _pointer([*path, key]), f"{field}: unexpected field"
-                )
-            return
-    yield PayloadError(workflow_id, _pointer(path), f"{_field(path)}: {error.message}")
+    elif kind == "additionalProperties" and isinstance(error.instance, dict):
+        for key in _unexpected(error):
+            where = [*path, key]
+            yield PayloadError(workflow_id, _pointer(where), f"{_field(where)}: unexpected field")
+    elif kind == "type":
+        expected = error.validator_value
+        names = [expected] if isinstance(expected, str) else list(expected)
+        wanted = " or ".join(_JSON_TYPES.get(n, n) for n in names)
+        message = f"{_field(path)}: must be {wanted}, not {_json_type(error.instance)}"
+        yield PayloadError(workflow_id, _pointer(path), message)
+    else:
+        message = error.message
+        if len(message) > _MAX_MESSAGE:  # messages quote the value, which may be large
+            message = message[: _MAX_MESSAGE - 3] + "..."
+        yield PayloadError(workflow_id, _pointer(path), f"{_field(path)}: {message}")
+
+
+def _unexpected(error: ValidationError) -> list[str]:
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    allowed = schema.get("properties", {})
+    patterns = schema.get("patternProperties", {})
+    return [
+        key
+        for key in error.instance
+        if key not in allowed and not any(re.search(p, key) for p in patterns)
+    ]
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    for kind, name in ((dict, "object"), (list, "array"), (str, "string"), (int, "integer")):
+        if isinstance(value, kind):
+            return _JSON_TYPES[name]
+    return "a number" if isinstance(value, float) else "null"
 
 
 def _pointer(path: list[str | int]) -> str:

@@ -84,10 +84,44 @@ def test_a_payload_of_the_wrong_type_is_an_error_at_the_root(
     errors = seed_registry.validate("product.updated", ["not", "an", "object"])
 
     assert errors == [
-        PayloadError(
-            "product-updater", "", "payload: ['not', 'an', 'object'] is not of type 'object'"
-        )
+        PayloadError("product-updater", "", "payload: must be an object, not an array")
     ]
+
+
+def test_one_of_failures_show_the_best_match_and_long_values_are_cut(
+    make_project: MakeProject,
+) -> None:
+    root = make_project(
+        {
+            "wf.yaml": """\
+                id: wf
+                triggers:
+                  - type: signal
+                    name: pay.made
+                    schema:
+                      type: object
+                      properties:
+                        method:
+                          oneOf:
+                            - {type: object, properties: {card: {type: string}}, required: [card]}
+                            - {type: object, properties: {iban: {type: string}}, required: [iban]}
+                        note: {type: string, maxLength: 5}
+                tasks:
+                  - id: a
+                    $use: tool(global::tools.#(id=="notify"))
+                """
+        }
+    )
+    registry = Definitions.load(root).registry
+
+    errors = registry.validate("pay.made", {"method": {"card": 4}, "note": "x" * 10_000})
+
+    assert [(e.path, e.message) for e in errors] == [
+        ("/method/iban", "method.iban: required field is missing"),  # jsonschema's best match
+        ("/note", errors[1].message),
+    ]
+    assert errors[1].message.startswith("note: 'xxxx") and errors[1].message.endswith("...")
+    assert len(errors[1].message) <= 210
 
 
 def test_the_seed_email_format_is_asserted(seed_registry: TriggerRegistry) -> None:
