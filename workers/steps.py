@@ -20,7 +20,15 @@ from sqlalchemy.orm import Session
 
 from workers.celery_app import HARD_LIMIT_GRACE, publish_step
 from workers.logs import log_event
-from workers.progress import Attempt, Publish, advance, fail_execution, settle, step_timeout
+from workers.progress import (
+    Attempt,
+    Publish,
+    advance,
+    fail_execution,
+    publish_for,
+    settle,
+    step_timeout,
+)
 from workers.runtime import Runtime
 from workers.tools import ToolContext, run_tool
 from workflows.errors import StepFailed, StepTimedOut, TemplateError
@@ -52,10 +60,10 @@ def run_step(rt: Runtime, step_id: str, *, worker: str, redelivered: bool = Fals
     its worker died, so a step still ``running`` is reclaimed (``lost`` + 1).
     """
     started = time.monotonic()
-    claim, publish = _claim(rt, step_id, worker=worker, redelivered=redelivered)
+    claim, publish, outcome = _claim(rt, step_id, worker=worker, redelivered=redelivered)
     if claim is None:
         _publish(rt, publish)
-        return "dropped" if not publish else "settled"
+        return outcome
     result = _execute(claim)
     now = utcnow()
     with rt.sessions.begin() as session:
@@ -95,21 +103,21 @@ def run_step(rt: Runtime, step_id: str, *, worker: str, redelivered: bool = Fals
 
 def _claim(
     rt: Runtime, step_id: str, *, worker: str, redelivered: bool
-) -> tuple[Claim | None, list[Publish]]:
+) -> tuple[Claim | None, list[Publish], str]:
     """Transaction 1: claim the step and read what rendering needs."""
     now = utcnow()
     with rt.sessions.begin() as session:
         found = store.get_step(session, step_id)
         if found is None:
             log_event("step.dropped", level=logging.WARNING, step_id=step_id, reason="unknown step")
-            return None, []
+            return None, [], "dropped"
         execution = store.lock_execution(session, found.execution_id)
         assert execution is not None
         if ExecutionStatus(execution.status).finished:
             if not StepStatus(found.status).finished:
                 found.status, found.finished_at = StepStatus.CANCELLED.value, now
             _dropped(found, f"execution is {execution.status}")
-            return None, []
+            return None, [], "dropped"
         workflow = rt.project.workflows.get(execution.workflow_id)
         task = _task(workflow, found.task_id)
         timeout = step_timeout(task) if task is not None else 60.0
@@ -124,7 +132,10 @@ def _claim(
         )
         if step is None:
             _dropped(found, f"step is {found.status}")
-            return None, []
+            if redelivered and workflow is not None and StepStatus(found.status).finished:
+                # its worker may have died between commit and publish: publish what followed
+                return None, _queued_successor(session, workflow, found), "republished"
+            return None, [], "dropped"
         if execution.started_at is None:
             execution.started_at = now
         execution.status = ExecutionStatus.RUNNING.value
@@ -138,15 +149,19 @@ def _claim(
             step.status, step.finished_at, step.lease_until = StepStatus.FAILED.value, now, None
             step.error = {"type": "definition_missing", "message": message}
             fail_execution(execution, message, kind="definition_missing", now=now)
-            return None, []
+            return None, [], StepStatus.FAILED.value
         if lost and step.lost > rt.settings.redelivery_cap:
             message = (
                 f"step lost its worker {step.lost} times (cap {rt.settings.redelivery_cap}); "
                 "giving up"
             )
-            return None, _give_up(session, execution, step, workflow, task, message, now)
+            return None, _give_up(session, execution, step, workflow, task, message, now), "failed"
         context = build_context(session, execution, workflow, step)
-        return Claim(step, step.attempts, workflow, task, context, execution.event_id), []
+        return (
+            Claim(step, step.attempts, workflow, task, context, execution.event_id),
+            [],
+            "claimed",
+        )
 
 
 def _give_up(
@@ -178,6 +193,18 @@ def _give_up(
         context=context,
         now=now,
     )
+
+
+def _queued_successor(session: Session, workflow: Workflow, step: Step) -> list[Publish]:
+    """The step that followed ``step``, if it is still queued, to publish again."""
+    after = store.step_at(session, step.execution_id, step.seq + 1)
+    if after is None or after.status != StepStatus.QUEUED.value:
+        return []
+    task = _task(workflow, after.task_id)
+    if task is None:
+        return []
+    after.publish_count += 1
+    return [publish_for(after, task)]
 
 
 def build_context(

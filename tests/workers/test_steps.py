@@ -113,7 +113,7 @@ def test_a_stale_worker_cannot_overwrite_a_newer_attempt(rt: Runtime) -> None:
     event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
     dispatch.dispatch_event(rt, event_id)
     _, (step,) = _execution(rt, chain)
-    claim, _ = steps._claim(rt, step.id, worker="old", redelivered=False)
+    claim, _, _ = steps._claim(rt, step.id, worker="old", redelivered=False)
     assert claim is not None
     # the old worker is presumed dead; a redelivery reclaims the step (attempt 2)
     assert steps.run_step(rt, step.id, worker="new", redelivered=True) == "succeeded"
@@ -201,3 +201,20 @@ def test_a_task_with_a_bad_template_fails_with_the_template_named(rt: Runtime) -
     assert (step.status, step.attempts, step.error["type"]) == ("failed", 1, "template_error")
     assert "counter" in step.error["message"] and "'flaky'" in step.error["message"]
     assert execution.status == "failed"
+
+
+def test_a_redelivered_message_of_a_finished_step_republishes_its_queued_successor(
+    rt: Runtime,
+) -> None:
+    event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
+    dispatch.dispatch_event(rt, event_id)
+    _, (first,) = _execution(rt, chain)
+    steps.run_step(rt, first.id, worker="w")
+    rt.celery.sent.clear()  # type: ignore[attr-defined]  # the worker died before publishing
+
+    assert steps.run_step(rt, first.id, worker="w", redelivered=True) == "republished"
+
+    _, (_, second) = _execution(rt, chain)
+    assert [m.args for m in rt.celery.sent] == [[second.id]]  # type: ignore[attr-defined]
+    assert second.publish_count == 2
+    assert steps.run_step(rt, first.id, worker="w", redelivered=False) == "dropped"

@@ -57,7 +57,7 @@ def test_a_running_step_whose_lease_passed_is_requeued_with_lost_counted(rt: Run
     event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
     dispatch.dispatch_event(rt, event_id)
     (step,) = _steps(rt, chain)
-    claim, _ = steps._claim(rt, step.id, worker="dead", redelivered=False)
+    claim, _, _ = steps._claim(rt, step.id, worker="dead", redelivered=False)
     assert claim is not None
     rt.celery.sent.clear()  # type: ignore[attr-defined]
 

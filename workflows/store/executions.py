@@ -184,6 +184,13 @@ def task_results(session: Session, execution_id: str) -> dict[str, dict[str, Any
     }
 
 
+def step_at(session: Session, execution_id: str, seq: int) -> Step | None:
+    """The execution's step at position ``seq``, or None."""
+    return session.scalars(
+        select(Step).where(Step.execution_id == execution_id, Step.seq == seq)
+    ).first()
+
+
 def steps_of(session: Session, execution_id: str) -> list[Step]:
     """Every step of an execution, in order."""
     return list(
