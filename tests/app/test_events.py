@@ -428,3 +428,69 @@ def test_log_lines_carry_ids_and_never_the_token(
     lines = [JsonFormatter().format(r) for r in caplog.records]
     assert all(json.loads(line) for line in lines)
     assert not any("test-token" in line or "customer@example.com" in line for line in lines)
+
+
+def _order_without_customer() -> dict[str, Any]:
+    payload = order()
+    del payload["customerId"]
+    return payload
+
+
+SEED = {"name": "order.created", "payload": order()}
+#: every status code of the contract: (status, code, app changes, requests; the last one answers)
+CONTRACT: list[tuple[int, str, dict[str, Any], list[tuple[Any, dict[str, str]]]]] = [
+    (202, "", {}, [(SEED, {})]),
+    (202, "", {"broker_url": f"redis://127.0.0.1:{closed_port()}/0"}, [(SEED, {})]),
+    (400, "validation_error", {}, [(b"{", {})]),
+    (401, "unauthorized", {}, [(SEED, {"Authorization": "Bearer wrong"})]),
+    (403, "forbidden", {"scopes": {"events:read"}}, [(SEED, {})]),
+    (409, "conflict", {}, [({**SEED, "id": "k"}, {}), ({"name": "a.b", "id": "k"}, {})]),
+    (413, "payload_too_large", {"max_body_bytes": 64}, [(SEED, {})]),
+    (415, "unsupported_media_type", {}, [("x", {"Content-Type": "text/plain"})]),
+    (
+        422,
+        "schema_validation_failed",
+        {},
+        [({"name": "order.created", "payload": _order_without_customer()}, {})],
+    ),
+    (429, "rate_limited", {"rate_limit_per_second": 1}, [(SEED, {}), (SEED, {})]),
+    (
+        503,
+        "unavailable",
+        {"database_url": f"postgresql://postgres@127.0.0.1:{closed_port()}/x"},
+        [(SEED, {})],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "changes", "requests"),
+    CONTRACT,
+    ids=[f"{row[0]}-{row[1] or 'accepted'}-{i}" for i, row in enumerate(CONTRACT)],
+)
+def test_every_status_code_of_the_contract(
+    make_app: Callable[..., Flask],
+    test_token: ApiToken,
+    clean_db: Engine,
+    status: int,
+    code: str,
+    changes: dict[str, Any],
+    requests: list[tuple[Any, dict[str, str]]],
+) -> None:
+    changes = dict(changes)
+    scopes = changes.pop("scopes", None)
+    if scopes is not None:
+        changes["api_tokens"] = (ApiToken("test", "test-token", scopes=frozenset(scopes)),)
+    client = make_app(**changes).test_client()
+
+    for body, headers in requests:
+        response = post(client, body, headers)
+
+    assert response.status_code == status
+    body = response.get_json()
+    assert body["success"] is (status == 202)
+    if status == 202:
+        assert count_events(clean_db, id=body["event_id"]) == 1  # durable before the answer
+    else:
+        assert body["error"]["code"] == code
+        assert "Traceback" not in response.get_data(as_text=True)
