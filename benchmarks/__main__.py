@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -43,6 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown phase(s) {', '.join(unknown)}; choose from {', '.join(PHASES)}")
     config = BenchConfig.quick() if args.quick else BenchConfig.full()
     config = dataclasses.replace(config, phases=phases, log_level=args.log_level.upper())
+    # SIGTERM unwinds like Ctrl-C: the run's processes stop and its database is dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         report = run(config, keep=args.keep)
     except BenchmarkError as exc:
