@@ -212,3 +212,70 @@ def step_json(step: Step) -> dict[str, Any]:
         "started_at": iso(step.started_at),
         "finished_at": iso(step.finished_at),
     }
+
+
+def _openapi() -> dict[str, Any]:
+    """The default executions section, with the step and list shapes this module answers."""
+    import copy
+
+    from app.openapi.common import NULLABLE_TIME, ref
+    from app.openapi.executions import EXECUTIONS
+
+    section: dict[str, Any] = copy.deepcopy(dict(EXECUTIONS))
+    nullable_int = {"type": ["integer", "null"]}
+    schemas = section["schemas"]
+    schemas["Step"] = {
+        "type": "object",
+        "required": ["id", "task_id", "seq", "visit", "status", "attempts"],
+        "properties": {
+            "id": {"type": "string"},
+            "task_id": {"type": "string"},
+            "seq": {"type": "integer", "minimum": 1},
+            "visit": {"type": "integer", "minimum": 1},
+            "status": {
+                "enum": [
+                    "queued",
+                    "running",
+                    "retrying",
+                    "succeeded",
+                    "failed",
+                    "timed_out",
+                    "cancelled",
+                ]
+            },
+            "attempts": {"type": "integer", "minimum": 0},
+            "lost": nullable_int,
+            "input": {},
+            "output": {},
+            "error": {"type": ["object", "null"]},
+            "cause": {"type": ["object", "null"]},
+            "usage": {"type": ["object", "null"]},
+            "worker": {"type": ["string", "null"]},
+            "queued_at": NULLABLE_TIME,
+            "not_before": NULLABLE_TIME,
+            "started_at": NULLABLE_TIME,
+            "finished_at": NULLABLE_TIME,
+        },
+    }
+    execution = schemas["Execution"]["properties"]
+    execution["steps"] = {"type": "array", "items": ref("Step")}
+    execution.update(
+        workflow_version={"type": "string"},
+        input={},
+        output={},
+        error={"type": ["object", "null"]},
+        step_count={"type": "integer", "minimum": 0},
+    )
+    schemas["ExecutionList"]["properties"]["data"] = {
+        "type": "object",
+        "required": ["executions", "next_cursor"],
+        "properties": {
+            "executions": {"type": "array", "items": ref("Execution")},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    }
+    return section
+
+
+#: this module's OpenAPI section (see :mod:`app.openapi`)
+OPENAPI = _openapi()
