@@ -248,18 +248,19 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
         "publish_count": 1 if routes else 0,
     }
     with st.sessions.begin() as session:
-        if envelope.key is not None:
-            existing = store.find_by_idempotency_key(session, meta.token_name, envelope.key)
-            if existing is not None:
-                if not _expired(existing, st.settings.idempotency_ttl_seconds):
-                    return replay(existing, envelope)
-                store.release_idempotency_key(session, existing.id, envelope.key)
+        # Insert first (one round trip for a new key); a taken key is then looked at.
         if not store.insert_event(session, values):
-            # a concurrent request with the same key won; answer as its duplicate
-            assert envelope.key is not None
-            winner = store.find_by_idempotency_key(session, meta.token_name, envelope.key)
-            assert winner is not None, "the conflicting event vanished"
-            return replay(winner, envelope)
+            assert envelope.key is not None, "only an idempotency key can conflict"
+            existing = store.find_by_idempotency_key(session, meta.token_name, envelope.key)
+            assert existing is not None, "the conflicting event vanished"
+            if not _expired(existing, st.settings.idempotency_ttl_seconds):
+                return replay(existing, envelope)
+            store.release_idempotency_key(session, existing.id, envelope.key)
+            if not store.insert_event(session, values):
+                # a concurrent request re-used the expired key first: answer as its duplicate
+                winner = store.find_by_idempotency_key(session, meta.token_name, envelope.key)
+                assert winner is not None, "the conflicting event vanished"
+                return replay(winner, envelope)
     workflows = [
         {"workflow_id": r["workflow_id"], "execution_id": r["execution_id"]} for r in routes
     ]

@@ -395,6 +395,37 @@ def test_concurrent_identical_requests_make_one_event(app: Flask, clean_db: Engi
     assert count_events(clean_db) == 1
 
 
+def test_concurrent_reuse_of_an_expired_key_makes_one_new_event(
+    app: Flask, clean_db: Engine
+) -> None:
+    body = {"name": "a.b", "id": "old-key"}
+    first = post(app.test_client(), body).get_json()["event_id"]
+    with clean_db.begin() as conn:
+        conn.execute(
+            update(Event)
+            .where(Event.id == first)
+            .values(received_at=datetime.now(UTC) - timedelta(days=2))
+        )
+    barrier = threading.Barrier(6)
+    answers: list[Any] = []
+
+    def send() -> None:
+        client = app.test_client()
+        barrier.wait()
+        answers.append(post(client, body).get_json())
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len({a["event_id"] for a in answers}) == 1
+    assert answers[0]["event_id"] != first
+    assert sum(not a["data"]["duplicate"] for a in answers) == 1
+    assert count_events(clean_db) == 2
+
+
 def test_request_id_is_echoed_and_recorded(client: FlaskClient, clean_db: Engine) -> None:
     response = post(client, {"name": "a.b"}, {"X-Request-ID": "client-req-42"})
 
