@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -197,29 +198,56 @@ def _rows(entries: list[ProfileEntry]) -> list[list[str]]:
 
 
 def write_plot(report: BenchReport, path: Path) -> None:
-    """A PNG with one panel per latency series: herald and raw Celery overlaid."""
+    """A PNG: one panel per latency series (herald and raw Celery overlaid), then drain rates."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    fig, axes = plt.subplots(1, len(PLOT_SERIES), figsize=(6 * len(PLOT_SERIES), 4.5))
-    for ax, (prefix, title) in zip(axes, PLOT_SERIES, strict=True):
+    panels = len(PLOT_SERIES) + 1
+    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.5))
+    for ax, (prefix, title) in zip(axes, PLOT_SERIES, strict=False):
         series = {k: v for k, v in report.samples.items() if k.startswith(prefix) and v}
         for name, values in sorted(series.items()):
             ordered = sorted(values)
             fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
-            ax.plot(ordered, fractions, label=name.removeprefix(prefix).strip(" :") or name)
+            ax.plot(ordered, fractions, label=name.removeprefix(prefix).strip() or name)
         ax.set_title(title)
-        ax.set_xlabel("milliseconds")
-        ax.set_ylabel("fraction of requests")
+        ax.set_xlabel("milliseconds (log scale)")
+        ax.set_ylabel("fraction at or below")
         ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
-        if series:
-            ax.legend(fontsize="small")
-        else:
-            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+        _legend_or_empty(ax, bool(series))
+    _plot_drains(axes[-1], report)
     fig.suptitle(f"herald vs raw Celery ({report.mode}, {report.started_at})")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+def _plot_drains(ax: Any, report: BenchReport) -> None:
+    """Median steps per second by worker count, herald beside raw Celery."""
+    workers = sorted({d.workers for d in report.drains})
+    for offset, system in ((-0.2, "herald"), (0.2, "celery")):
+        rates = [
+            statistics.median(
+                [d.steps_per_second for d in report.drains if d.system == system and d.workers == w]
+                or [0.0]
+            )
+            for w in workers
+        ]
+        ax.bar([i + offset for i in range(len(workers))], rates, width=0.4, label=system)
+    ax.set_xticks(range(len(workers)), [f"{w} worker(s)" for w in workers])
+    ax.set_title("drain throughput (median of rounds)")
+    ax.set_ylabel("steps per second")
+    _legend_or_empty(ax, bool(workers))
+
+
+def _legend_or_empty(ax: Any, has_data: bool) -> None:
+    if has_data:
+        ax.legend(fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)

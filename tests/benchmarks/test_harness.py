@@ -15,6 +15,8 @@ import pytest
 
 from benchmarks.baseline import read_marks
 from benchmarks.compare import compare
+from benchmarks.drain import DrainPlan
+from benchmarks.errors import BenchmarkError
 from benchmarks.loadgen import build_request, read_response
 from benchmarks.project import (
     DRAIN_EVENT,
@@ -251,3 +253,20 @@ def test_generated_large_project_has_its_subscribers_and_a_valid_payload(tmp_pat
     assert registry.validate(FANOUT_EVENT, FANOUT_PAYLOAD) == []
     broken = {**FANOUT_PAYLOAD, "customerEmail": "not an email"}
     assert registry.validate(FANOUT_EVENT, broken) != []
+
+
+def test_a_drain_stopped_at_its_limit_is_measured_and_reported_as_partial() -> None:
+    plan = DrainPlan(round=1, workers=1, concurrency=2, executions=10, steps=10, limit=4.0)
+    finishes = [100.0 + i * 0.02 for i in range(60)]  # 50 steps per second
+    result = plan.result("herald", [99.5], finishes)
+    assert (result.steps_done, result.partial) == (60, True)
+    assert result.steps_per_second == pytest.approx(50.0, rel=0.02)
+    report = _report()
+    report.drains = [result]
+    assert "10 x 10 (60 done at the time limit)" in render_markdown(report)
+
+
+def test_a_drain_with_too_few_steps_gives_no_rate() -> None:
+    plan = DrainPlan(round=1, workers=1, concurrency=2, executions=10, steps=10, limit=4.0)
+    with pytest.raises(BenchmarkError, match="finished 3 steps in 4 s"):
+        plan.result("celery", [1.0], [1.0, 2.0, 3.0])
