@@ -96,9 +96,14 @@ class Cluster:
             f"--workers={self.api_workers}",
             f"--threads={self.api_threads}",
         ]
-        self.api = self._start("api", argv)
+        api = self._start("api", argv)
         health = f"http://127.0.0.1:{self.port}/health"
-        wait_for(lambda: _answers(health, self.api), START_TIMEOUT, "the API to answer /health")
+        try:
+            wait_for(lambda: _answers(health, api), START_TIMEOUT, "the API to answer /health")
+        except BenchmarkError:
+            api.stop()
+            raise
+        self.api = api
 
     def stop_api(self) -> None:
         """Stop the API (after reading its peak memory)."""

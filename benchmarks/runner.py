@@ -37,6 +37,8 @@ from workflows.settings import ApiToken, Settings
 from workflows.store import db
 
 PHASES = ("definitions", "profiles", "ingestion", "latency", "drains")
+#: the phases that talk to herald through its HTTP API
+NEED_API = frozenset({"ingestion", "latency", "drains"})
 
 
 @dataclass(frozen=True)
@@ -248,9 +250,9 @@ def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
     }
     try:
         for name in config.phases:
-            if name in ("ingestion", "latency", "drains") and cluster.api is None:
+            if name in NEED_API and cluster.api is None and "api" not in report.skipped:
                 _phase(report, "api", cluster.start_api)
-            if name != "definitions" and "api" in report.skipped and name != "profiles":
+            if name in NEED_API and cluster.api is None:
                 report.skipped[name] = "the API did not start"
                 continue
             _phase(report, name, steps[name])
