@@ -36,8 +36,8 @@ class TemplateTools:
 
     #: an error message for a template string with bad syntax, else None
     check_syntax: Callable[[str], str | None]
-    #: the dotted paths a template reads (``("tasks", "x", "output")``), when available
-    references: Callable[[str], set[tuple[str, ...]]] | None = None
+    #: the dotted paths a template reads (``("tasks", "x", "output")``)
+    references: Callable[[str], set[tuple[str, ...]]]
 
 
 def frozen(value: Any) -> Mapping[str, Any]:
@@ -85,9 +85,7 @@ class Shared:
 class Builder:
     """Builds model objects from one document's resolved data, appending to ``problems``."""
 
-    def __init__(
-        self, doc: Document, problems: list[Problem], templates: TemplateTools | None
-    ) -> None:
+    def __init__(self, doc: Document, problems: list[Problem], templates: TemplateTools) -> None:
         self.doc = doc
         self.problems = problems
         self.template_tools = templates
@@ -230,8 +228,6 @@ class Builder:
 
     def templates(self, path: JsonPath, value: Any) -> None:
         """Report every string under ``value`` whose template syntax is wrong."""
-        if self.template_tools is None:
-            return
         if isinstance(value, str):
             if (message := self.template_tools.check_syntax(value)) is not None:
                 self.error(path, f"template error: {message}")

@@ -13,7 +13,6 @@ is loaded.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -23,6 +22,7 @@ from workflows.discovery import DEFAULT_GLOBS, PROJECT_FILES, discover, glob_pro
 from workflows.errors import DefinitionError, Problem
 from workflows.model import Project, Workflow
 from workflows.references import Resolver
+from workflows.templates import check_syntax, references
 from workflows.validation import PROJECT_SCHEMA, WORKFLOW_SCHEMA, check_structure
 from workflows.workflow_builder import WorkflowBuilder
 from workflows.yamlsource import Document, format_path, parse_file
@@ -32,7 +32,7 @@ def load_project(root: Path) -> Project:
     """Load every definition under ``root``; raise DefinitionError listing every error."""
     root = Path(root).resolve()
     problems: list[Problem] = []
-    templates = _template_tools()
+    templates = TemplateTools(check_syntax, references)
     if not root.is_dir():
         raise DefinitionError([Problem(str(root), 1, "", "project directory not found")])
     shared, globs, project_file = _load_project_file(root, problems, templates)
@@ -73,22 +73,8 @@ def load_project(root: Path) -> Project:
     )
 
 
-def _template_tools() -> TemplateTools | None:
-    """The templates module's static checks, when that module is present."""
-    try:
-        module = importlib.import_module("workflows.templates")
-    except ModuleNotFoundError as exc:
-        if exc.name != "workflows.templates":
-            raise
-        return None
-    check_syntax = getattr(module, "check_syntax", None)
-    if check_syntax is None:
-        return None
-    return TemplateTools(check_syntax, getattr(module, "references", None))
-
-
 def _load_project_file(
-    root: Path, problems: list[Problem], templates: TemplateTools | None
+    root: Path, problems: list[Problem], templates: TemplateTools
 ) -> tuple[Shared, tuple[str, ...], str | None]:
     """``herald.yaml``'s shared pieces, the workflow globs and the file's name (if any)."""
     path = next((root / n for n in PROJECT_FILES if (root / n).is_file()), None)
@@ -118,7 +104,7 @@ def _load_project_file(
 
 
 def _load_workflow(
-    doc: Document, shared: Shared, problems: list[Problem], templates: TemplateTools | None
+    doc: Document, shared: Shared, problems: list[Problem], templates: TemplateTools
 ) -> Workflow | None:
     """Resolve, check and build one workflow document."""
     if not isinstance(doc.data, dict) or not ({"id", "tasks"} & doc.data.keys()):

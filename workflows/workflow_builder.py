@@ -51,8 +51,6 @@ class WorkflowBuilder(Builder):
 
     def task_references(self, data: dict[str, Any]) -> None:
         """A template that reads ``.tasks.<id>`` must name a task of the workflow."""
-        if self.template_tools is None or self.template_tools.references is None:
-            return
         ids = [i for raw in as_list(data.get("tasks")) if (i := as_str(as_dict(raw).get("id")))]
         for path, text in self.template_strings:
             for ref in sorted(self.template_tools.references(text)):
