@@ -181,19 +181,28 @@ def _memory(report: BenchReport) -> str:
 
 
 def _profile(profile: HotPathProfile) -> str:
-    header = ["function", "calls", "own ms", "cumulative ms"]
+    header = ["function", "calls", "own ms", "cumulative ms", "ms per profiled call"]
     title = (
         f"Where the time goes: {profile.target}, {profile.calls} calls, "
         f"{profile.per_call_us:,.0f} us per call without the profiler"
     )
-    by_part = _table(f"{title}: herald's own functions", header, _rows(profile.herald))
-    hottest = _table("... and the hottest functions by own time", header, _rows(profile.hottest))
+    by_part = _table(f"{title}: herald's own functions", header, _rows(profile, profile.herald))
+    hottest = _table(
+        "... and the hottest functions by own time", header, _rows(profile, profile.hottest)
+    )
     return f"{by_part}\n\n{hottest}"
 
 
-def _rows(entries: list[ProfileEntry]) -> list[list[str]]:
+def _rows(profile: HotPathProfile, entries: list[ProfileEntry]) -> list[list[str]]:
     return [
-        [f"`{e.function}`", str(e.calls), _num(e.own_ms), _num(e.cumulative_ms)] for e in entries
+        [
+            f"`{e.function}`",
+            str(e.calls),
+            _num(e.own_ms),
+            _num(e.cumulative_ms),
+            _num(e.cumulative_ms / profile.calls, 2),
+        ]
+        for e in entries
     ]
 
 

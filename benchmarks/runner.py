@@ -138,6 +138,7 @@ def run(config: BenchConfig, keep: bool = False) -> BenchReport:
             "python": platform.python_version(),
             "celery": celery.__version__,
             "os": f"{platform.system()} {platform.release()}",
+            "load average before the run": _load_average(),
         },
         settings={k: v for k, v in vars(config).items() if k != "phases"},
     )
@@ -163,6 +164,11 @@ def run(config: BenchConfig, keep: bool = False) -> BenchReport:
     report.comparisons = compare(report)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _load_average() -> str:
+    """The 1-minute load average: how busy the machine was besides this run."""
+    return f"{os.getloadavg()[0]:.2f}"
 
 
 def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:

@@ -185,7 +185,7 @@ def test_report_files(tmp_path: Path) -> None:
     table = paths["table"].read_text()
     assert "| 16 | 1,200 |" in table
     assert "Where the time goes: POST" in table
-    assert "| `app/intake.py:10(accept)` | 10 | 1.0 | 9.0 |" in table
+    assert "| `app/intake.py:10(accept)` | 10 | 1.0 | 9.0 | 0.90 |" in table
     assert "`psycopg/connection.py:479(wait)`" in table
     assert paths["plot"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
