@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
 import re
 from dataclasses import dataclass
@@ -232,6 +233,7 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
         )
     routes = plan_routes(registry.subscribers(envelope.name))
     event_id = new_id("evt")
+    publish = bool(routes) and st.publisher.available()
     values = {
         "id": event_id,
         "name": envelope.name,
@@ -245,7 +247,7 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
         "request_hash": envelope.body_hash,
         "received_at": datetime.now(UTC),
         # counts the publish right after the commit (see app.publish): one transaction
-        "publish_count": 1 if routes else 0,
+        "publish_count": 1 if publish else 0,
     }
     with st.sessions.begin() as session:
         # Insert first (one round trip for a new key); a taken key is then looked at.
@@ -272,7 +274,16 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
             request_id=meta.request_id,
             workflows=[r["workflow_id"] for r in routes],
         )
-        st.publisher.dispatch(event_id, request_id=meta.request_id)
+        if publish:
+            st.publisher.dispatch(event_id, request_id=meta.request_id)
+        else:
+            log_event(
+                "event.publish_failed",
+                level=logging.WARNING,
+                event_id=event_id,
+                request_id=meta.request_id,
+                reason="the broker refused moments ago; left to the recovery sweep",
+            )
     else:
         log_event(
             "event.unrouted",

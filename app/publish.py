@@ -7,11 +7,16 @@ fails fast (no connection retries), the count is put back to 0 and the event
 stays ``accepted`` for the recovery sweep. A process that dies between the
 commit and the publish leaves a count of 1 on an unpublished event: the sweep
 still finds it (it is ``accepted``), one backoff period later.
+
+After a failed publish the broker is presumed down for :data:`BROKER_COOLDOWN`
+seconds: events accepted meanwhile are committed with ``publish_count`` 0 and
+left to the sweep, so an outage costs one connection attempt, not one per request.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import Celery
@@ -28,6 +33,8 @@ from workflows.store.models import Event
 
 #: seconds to wait for the broker before giving up on one publish
 CONNECT_TIMEOUT = 1.0
+#: seconds during which a broker that just refused is not tried again
+BROKER_COOLDOWN = 2.0
 
 
 def make_publisher_celery(settings: Settings) -> Celery:
@@ -54,6 +61,11 @@ class Publisher:
     def __init__(self, celery: Celery, sessions: sessionmaker[Session]) -> None:
         self.celery = celery
         self.sessions = sessions
+        self._down_until = 0.0
+
+    def available(self) -> bool:
+        """Whether to try publishing now (``False`` shortly after the broker refused)."""
+        return time.monotonic() >= self._down_until
 
     def dispatch(self, event_id: str, *, request_id: str | None = None) -> bool:
         """Publish ``herald.dispatch_event(event_id)``; ``False`` (logged) if the broker is down.
@@ -70,6 +82,7 @@ class Publisher:
                 request_id=request_id,
                 reason=f"{exc.__class__.__name__}: {exc}",
             )
+            self._down_until = time.monotonic() + BROKER_COOLDOWN
             self._uncount(event_id, request_id)
             return False
         return True

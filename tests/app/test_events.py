@@ -308,6 +308,31 @@ def test_broker_down_still_accepts_durably(
     assert [r.event_id for r in failed] == [event_id]  # type: ignore[attr-defined]
 
 
+def test_broker_down_is_not_retried_by_every_request(
+    make_app: Callable[..., Flask], clean_db: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = make_app(broker_url=f"redis://127.0.0.1:{closed_port()}/0")
+    client = app.test_client()
+    attempts: list[str] = []
+    publisher = app.extensions["herald"].publisher
+    real_send = publisher.celery.send_task
+
+    def counting_send(*args: Any, **kwargs: Any) -> Any:
+        attempts.append(args[0])
+        return real_send(*args, **kwargs)
+
+    publisher.celery.send_task = counting_send
+
+    with caplog.at_level(logging.INFO, logger="herald"):
+        answers = [post(client, {"name": "order.created", "payload": order()}) for _ in range(3)]
+
+    assert [a.status_code for a in answers] == [202, 202, 202]
+    assert len(attempts) == 1  # the next ones are left to the sweep during the cool-down
+    assert count_events(clean_db, status="accepted", publish_count=0) == 3
+    failed = [r for r in caplog.records if getattr(r, "event", "") == "event.publish_failed"]
+    assert len(failed) == 3
+
+
 def test_same_id_twice_gives_one_event_and_the_original_answer(
     client: FlaskClient, clean_db: Engine, broker: redis.Redis, queue_prefix: str
 ) -> None:
