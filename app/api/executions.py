@@ -38,7 +38,10 @@ def get_execution(execution_id: str) -> Response:
     with state().sessions() as session:
         execution = session.get(Execution, execution_id)
         if execution is None:
-            raise _not_found(execution_id)
+            # accepted, not dispatched yet: shown pending rather than "not found"
+            execution = store.planned_execution(session, execution_id)
+            if execution is None:
+                raise _not_found(execution_id)
         steps = store.steps_of(session, execution_id)
     return ok(execution_json(execution, steps))
 
@@ -64,13 +67,23 @@ def list_executions() -> Response:
 
 @bp.post("/executions/<execution_id>/cancel")
 def cancel_execution(execution_id: str) -> Response:
-    """Cancel a pending or running execution; 409 when it has already finished."""
+    """Cancel a pending or running execution; 409 when it has already finished.
+
+    An execution accepted but not dispatched yet is cancelled too: it is created
+    cancelled, and dispatch (which only inserts what is absent) starts nothing.
+    """
     token = authorize("executions:write")
     execution_id = _id(execution_id)
     with state().sessions.begin() as session:
         execution = store.lock_execution(session, execution_id)
         if execution is None:
-            raise _not_found(execution_id)
+            # accepted, not dispatched yet: create it cancelled, so dispatch starts nothing
+            planned = store.planned_execution(session, execution_id)
+            if planned is None:
+                raise _not_found(execution_id)
+            store.create_execution(session, store.execution_values(planned))
+            execution = store.lock_execution(session, execution_id)
+            assert execution is not None
         if ExecutionStatus(execution.status).finished:
             raise Conflict(
                 f"execution {execution_id!r} has already finished ({execution.status})",

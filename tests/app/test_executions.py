@@ -203,3 +203,32 @@ def test_control_needs_the_write_scope(make_app: Callable[..., Flask], engine_rt
     assert client.get(f"/api/v1/executions/{chain}", headers=headers).status_code == 200
     answer = client.post(f"/api/v1/executions/{chain}/cancel", headers=headers)
     assert answer.status_code == 403
+
+
+def test_an_execution_accepted_but_not_dispatched_reads_as_pending(
+    api: FlaskClient, engine_rt: Runtime
+) -> None:
+    event_id, (chain, _) = accept(engine_rt.sessions, engine_rt.project, "engine.chain", {"v": 1})
+
+    answer = api.get(f"/api/v1/executions/{chain}", headers=AUTH)
+
+    assert answer.status_code == 200
+    data = answer.get_json()["data"]
+    assert (data["status"], data["event_id"], data["workflow_id"]) == ("pending", event_id, "chain")
+    assert data["input"] == {"v": 1} and data["steps"] == []
+
+
+def test_cancelling_before_dispatch_means_dispatch_starts_nothing(
+    api: FlaskClient, engine_rt: Runtime
+) -> None:
+    event_id, (chain, other) = accept(engine_rt.sessions, engine_rt.project, "engine.chain", {})
+
+    answer = api.post(f"/api/v1/executions/{chain}/cancel", headers=AUTH)
+    assert answer.status_code == 200 and answer.get_json()["data"]["status"] == "cancelled"
+    dispatch.dispatch_event(engine_rt, event_id)
+
+    shown = api.get(f"/api/v1/executions/{chain}", headers=AUTH).get_json()["data"]
+    assert (shown["status"], shown["steps"]) == ("cancelled", [])
+    assert [m.args for m in engine_rt.celery.sent] == [  # type: ignore[attr-defined]
+        [api.get(f"/api/v1/executions/{other}", headers=AUTH).get_json()["data"]["steps"][0]["id"]]
+    ]

@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from workflows.ids import new_id
-from workflows.model import ExecutionStatus, StepStatus
+from workflows.model import EventStatus, ExecutionStatus, StepStatus
 from workflows.store.models import Base, Event, Execution, Step
 
 #: steps a worker may (re)start
@@ -275,6 +275,49 @@ def resume(session: Session, execution: Execution, failed: Step, *, now: datetim
         execution.error = None
         execution.finished_at = None
     return step
+
+
+def planned_execution(session: Session, execution_id: str, *, scan: int = 1000) -> Execution | None:
+    """An execution planned by an accepted event but not created yet, as an unsaved row.
+
+    The API answers 202 with execution ids before dispatch creates them; reading
+    one in between shows it ``pending`` instead of "not found". Only events
+    still ``accepted`` are looked at (the newest ``scan`` of them).
+    """
+    events = session.scalars(
+        select(Event)
+        .where(Event.status == EventStatus.ACCEPTED.value)
+        .order_by(Event.received_at.desc())
+        .limit(scan)
+    )
+    for event in events:
+        for route in event.routes:
+            if route.get("execution_id") == execution_id:
+                return Execution(
+                    id=execution_id,
+                    event_id=event.id,
+                    workflow_id=route["workflow_id"],
+                    workflow_version=route.get("version", ""),
+                    status=ExecutionStatus.PENDING.value,
+                    input=event.payload,
+                    step_count=0,
+                    created_at=event.received_at,
+                )
+    return None
+
+
+def execution_values(execution: Execution) -> dict[str, Any]:
+    """The column values of an unsaved execution, for :func:`create_execution`."""
+    return {
+        "id": execution.id,
+        "event_id": execution.event_id,
+        "workflow_id": execution.workflow_id,
+        "workflow_version": execution.workflow_version,
+        "status": execution.status,
+        "input": execution.input,
+        "step_count": execution.step_count,
+        "created_at": execution.created_at,
+    }
 
 
 # --- what the recovery sweep looks for -------------------------------------------------
