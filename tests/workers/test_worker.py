@@ -202,6 +202,8 @@ def test_a_worker_killed_mid_step_leaves_the_step_to_run_again(
 
     os.kill(child, signal.SIGKILL)
 
+    # well within the step's lease (timeout 10 s + 40 s): the redelivered message reclaimed
+    # the step at once (kombu marks a requeued message redelivered); the sweep did not wait
     wait_for(lambda: all_finished(sessions, [execution_id]), timeout=30, what="the execution")
     execution = _execution(sessions, execution_id)
     crashy, after = _steps(sessions, execution_id)
