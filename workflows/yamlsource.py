@@ -15,11 +15,13 @@ from typing import Any
 
 import yaml
 
-from workflows.errors import Problem
+from workflows.errors import HeraldError, Problem
 
 JsonPath = tuple[str | int, ...]
 """A path into a document's data: mapping keys and list indexes."""
 
+#: values one document may hold once its aliases are expanded (a "billion laughs" stops here)
+MAX_VALUES = 250_000
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _JSON_SCALARS = (str, int, float, bool, type(None))
 
@@ -67,6 +69,14 @@ class Document:
         return Problem(self.file, self.line_of(parts), format_path(parts), message, warning)
 
 
+class UnloadableYaml(HeraldError):
+    """A YAML document cannot become JSON data: a recursive alias, or too large once expanded."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.line = line
+
+
 class _Builder:
     """Turns a composed node tree into data, recording lines; collects problems."""
 
@@ -74,16 +84,35 @@ class _Builder:
         self.loader = loader
         self.doc = doc
         self.problems = problems
+        self.count = 0
+        self.stack: set[int] = set()  # ids of the collection nodes being built
 
     def build(self, node: yaml.Node, path: JsonPath) -> Any:
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise UnloadableYaml(
+                f"the document holds more than {MAX_VALUES} values once aliases are expanded",
+                node.start_mark.line + 1,
+            )
+        if not isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            return self._scalar(node, path)
+        if id(node) in self.stack:
+            raise UnloadableYaml(
+                "an alias refers to a value that contains it", node.start_mark.line + 1
+            )
+        self.stack.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
             items = []
             for index, item in enumerate(node.value):
                 self.doc.lines[(*path, index)] = item.start_mark.line + 1
                 items.append(self.build(item, (*path, index)))
             return items
+        finally:
+            self.stack.discard(id(node))
+
+    def _scalar(self, node: yaml.Node, path: JsonPath) -> Any:
         if node.tag == _TIMESTAMP:
             return node.value  # JSON has no dates: 2024-05-01 stays the string it was written as
         value = self.loader.construct_object(node, deep=True)
@@ -149,6 +178,10 @@ def parse_file(path: Path, file: str) -> tuple[list[Document], list[Problem]]:
             doc.data = _Builder(loader, doc, problems).build(node, ())
             docs.append(doc)
             index += 1
+    except UnloadableYaml as exc:
+        return [], [Problem(file, exc.line, "", exc.message)]
+    except RecursionError:  # a self-merging alias (<<: *a inside &a), or absurd nesting
+        return [], [Problem(file, 1, "", "invalid YAML: nested too deeply, or a recursive alias")]
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1

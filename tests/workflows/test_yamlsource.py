@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from workflows import yamlsource
 from workflows.yamlsource import format_path, parse_file
 
 TEXT = """\
@@ -123,6 +124,40 @@ def test_a_syntax_error_is_one_located_problem_and_no_documents(
     ((file, got_line, message),) = [(p.file, p.line, p.message) for p in problems]
     assert (file, got_line) == ("f.yaml", line)
     assert message.startswith("invalid YAML:") and fragment in message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "message"),
+    [
+        ("a: &x\n  - 1\n  - *x\n", 1, "an alias refers to a value that contains it"),
+        ("a: " + "[" * 3000 + "]" * 3000 + "\n", 1, "invalid YAML:"),
+    ],
+)
+def test_recursive_aliases_and_absurd_nesting_are_refused(
+    tmp_path: Path, text: str, line: int, message: str
+) -> None:
+    docs, problems = parse(tmp_path, text)
+
+    assert docs == []
+    ((got_line, got_message),) = [(p.line, p.message) for p in problems]
+    assert got_line == line and got_message.startswith(message)
+
+
+def test_aliases_cannot_expand_without_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(yamlsource, "MAX_VALUES", 1000)
+    laughs = ["a: &a [x, x, x, x, x, x, x, x, x, x]"]
+    for level in "bcdef":
+        previous = chr(ord(level) - 1)
+        laughs.append(f"{level}: &{level} [{', '.join(['*' + previous] * 10)}]")
+
+    docs, problems = parse(tmp_path, "\n".join(laughs) + "\n")
+
+    assert docs == []
+    assert [p.message for p in problems] == [
+        "the document holds more than 1000 values once aliases are expanded"
+    ]
 
 
 def test_a_file_that_is_not_utf8_is_a_problem(tmp_path: Path) -> None:
