@@ -24,8 +24,9 @@ from app.api.common import (
     time_param,
 )
 from app.auth import require_event, require_scope
+from app.envelope import read_envelope
 from app.errors import EventRejected, NotFound, ValidationFailed
-from app.intake import RequestMeta, accept, read_envelope
+from app.intake import RequestMeta, accept
 from app.logs import log_event
 from app.state import state
 from workflows.model import EventStatus

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.intake import MAX_KEY, MAX_NAME, NAME
+from app.envelope import MAX_KEY, MAX_NAME, NAME
 from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_body, ref
 
 EVENT_NAME = {"type": "string", "pattern": f"^{NAME.pattern}$", "maxLength": MAX_NAME}
