@@ -45,14 +45,12 @@ class Answer:
 
     @property
     def message(self) -> str:
-        """What happened, in words."""
+        """What happened, in words (a replay repeats it: only ``duplicate`` differs)."""
         if not self.workflows:
-            text = (
+            return (
                 f"event accepted; no workflow is subscribed to {self.name!r} (stored as unrouted)"
             )
-        else:
-            text = f"event accepted; {len(self.workflows)} workflow(s) will run"
-        return f"{text} (duplicate: the original answer)" if self.duplicate else text
+        return f"event accepted; {len(self.workflows)} workflow(s) will run"
 
     def body(self) -> dict[str, Any]:
         """The response body of the contract."""
