@@ -29,9 +29,23 @@ ERRORS_READ = {
         "A malformed request: an unknown query parameter, a bad filter, limit or cursor, "
         "or a NUL character in the URL; `details.field` names it when there is one."
     ),
-    "401": error("Missing or invalid bearer token (`WWW-Authenticate: Bearer`)."),
+    "401": {
+        **error("Missing or invalid bearer token."),
+        "headers": {
+            "WWW-Authenticate": {"required": True, "schema": {"type": "string"}},
+        },
+    },
     "403": error("The token lacks the read scope."),
-    "429": error("Rate limited (`Retry-After` says when to retry)."),
+    "429": {
+        **error("Rate limited (HERALD_RATE_LIMIT requests/second per token)."),
+        "headers": {
+            "Retry-After": {
+                "required": True,
+                "description": "Seconds to wait before trying again.",
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            },
+        },
+    },
     "503": error("The database is unavailable."),
 }
 

@@ -23,6 +23,7 @@ from schemathesis.checks import (
     content_type_conformance,
     negative_data_rejection,
     not_a_server_error,
+    response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
 )
@@ -95,6 +96,9 @@ def test_real_answers_match_the_schemas(client: FlaskClient, clean_db: Engine) -
     one = client.get("/api/v1/workflows/ecommerce-order-flow", headers=AUTH)
     assert_matches("WorkflowResponse", one.get_json())
     assert_matches("Health", client.get("/health").get_json())
+    unauthorized = client.get("/api/v1/events")
+    documented = document()["paths"]["/api/v1/events"]["get"]["responses"]["401"]["headers"]
+    assert set(documented) <= set(unauthorized.headers.keys())
 
 
 def implemented(url_map: Map, path: str, method: str) -> bool:
@@ -119,6 +123,7 @@ def test_fuzzing_finds_no_server_error_or_contradiction(
         status_code_conformance,
         content_type_conformance,
         response_schema_conformance,
+        response_headers_conformance,
     ]
     if mode is GenerationMode.NEGATIVE:
         checks.append(negative_data_rejection)
