@@ -10,7 +10,7 @@ a schema or reads a file per request.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,8 @@ class RequestMeta:
     token_name: str
     client_addr: str | None
     request_id: str
+    #: the id the event gets if it is accepted (given at receipt, so every log line has it)
+    event_id: str = field(default_factory=lambda: new_id("evt"))
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
         details = group_errors(errors)
         log_event(
             "event.validation_failed",
+            event_id=meta.event_id,
             event_name=envelope.name,
             request_id=meta.request_id,
             workflows=[d["workflow_id"] for d in details],
@@ -87,7 +90,7 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
             details=details,
         )
     routes = plan_routes(registry.subscribers(envelope.name))
-    event_id = new_id("evt")
+    event_id = meta.event_id
     publish = bool(routes) and st.publisher.available()
     values = {
         "id": event_id,
@@ -111,13 +114,13 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
             existing = store.find_by_idempotency_key(session, meta.token_name, envelope.key)
             assert existing is not None, "the conflicting event vanished"
             if not _expired(existing, st.settings.idempotency_ttl_seconds):
-                return replay(existing, envelope)
+                return _replayed(existing, envelope, meta)
             store.release_idempotency_key(session, existing.id, envelope.key)
             if not store.insert_event(session, values):
                 # a concurrent request re-used the expired key first: answer as its duplicate
                 winner = store.find_by_idempotency_key(session, meta.token_name, envelope.key)
                 assert winner is not None, "the conflicting event vanished"
-                return replay(winner, envelope)
+                return _replayed(winner, envelope, meta)
     workflows = [
         {"workflow_id": r["workflow_id"], "execution_id": r["execution_id"]} for r in routes
     ]
@@ -190,6 +193,18 @@ def replay(existing: Event, envelope: Envelope) -> Answer:
         for r in existing.routes
     ]
     return Answer(existing.id, existing.name, workflows, duplicate=True)
+
+
+def _replayed(existing: Event, envelope: Envelope, meta: RequestMeta) -> Answer:
+    """:func:`replay`, logged under the original event's id."""
+    answer = replay(existing, envelope)
+    log_event(
+        "event.duplicate",
+        event_id=existing.id,
+        event_name=existing.name,
+        request_id=meta.request_id,
+    )
+    return answer
 
 
 def _expired(event: Event, ttl_seconds: int) -> bool:

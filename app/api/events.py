@@ -50,15 +50,16 @@ def post_event() -> Response:
         refuse_unknown_query()
         envelope = read_envelope(request, st.settings.max_body_bytes)
         name = envelope.name
+        meta = RequestMeta(token.name, request.remote_addr, g.request_id)
         log_event(
             "event.received",
+            event_id=meta.event_id,
             event_name=name,
             request_id=g.request_id,
             token_name=token.name,
             idempotency_key=envelope.key is not None,
         )
         require_event(token, name)
-        meta = RequestMeta(token.name, request.remote_addr, g.request_id)
         answer = accept(st, envelope, meta)
     except EventRejected as exc:
         _audit(exc, token, name)

@@ -479,8 +479,12 @@ def test_log_lines_carry_ids_and_never_the_token(
         kinds
     )
     assert kinds["event.routed"].event_id == routed.get_json()["event_id"]  # type: ignore[attr-defined]
+    received = [r for r in caplog.records if getattr(r, "event", "") == "event.received"]
+    assert received[0].event_id == routed.get_json()["event_id"]  # type: ignore[attr-defined]
     assert set(kinds["event.routed"].workflows) == ORDER_CREATED_WORKFLOWS  # type: ignore[attr-defined]
-    assert all(getattr(r, "request_id", None) for r in caplog.records if hasattr(r, "event"))
+    lifecycle = {"event.received", "event.routed", "event.validation_failed", "event.unrouted"}
+    ours = [r for r in caplog.records if getattr(r, "event", None) in lifecycle]
+    assert all(getattr(r, "request_id", None) and getattr(r, "event_id", None) for r in ours)
     from app.logs import JsonFormatter
 
     lines = [JsonFormatter().format(r) for r in caplog.records]
