@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, g, jsonify, request
 from sqlalchemy.exc import InterfaceError, OperationalError
 from werkzeug.exceptions import HTTPException
 
@@ -182,9 +182,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _any(exc: Exception) -> Response:
         error = as_api_error(exc)
+        where = {"request_id": g.get("request_id"), "path": request.path}
         if error is None:
-            log.error("unexpected error answering a request", exc_info=exc)
+            log.error("unexpected error answering a request", exc_info=exc, extra=where)
             error = ApiError("an unexpected error occurred; it has been logged")
         elif isinstance(error, Unavailable):
-            log.warning("database unavailable: %s", exc.__class__.__name__)
+            log.warning("database unavailable: %s", exc.__class__.__name__, extra=where)
         return error_response(error)
