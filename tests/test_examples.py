@@ -171,7 +171,11 @@ def test_email_is_written_as_eml_once_per_idempotency_key(outbox: Path) -> None:
 
 def test_email_shows_the_error_that_led_to_it(outbox: Path) -> None:
     send_email = tool("tools/send_email.py")
-    error = {"type": "tool_error", "message": "not enough stock for prod_003"}
+    error = {
+        "type": "tool_error",
+        "message": "tool 'inventory-check' raised OutOfStock: not enough stock for prod_003",
+        "exception": "OutOfStock",
+    }
     result = send_email.run(
         {
             "recipient": "a@b.example",
@@ -182,7 +186,7 @@ def test_email_shows_the_error_that_led_to_it(outbox: Path) -> None:
         ctx("k"),
     )
     body = message_from_bytes(Path(result["path"]).read_bytes()).get_payload(decode=True)
-    assert "What went wrong: not enough stock for prod_003" in body.decode()
+    assert "What went wrong: not enough stock for prod_003\n" in body.decode()  # no internals
 
 
 def test_email_with_an_unknown_template_is_an_error(outbox: Path) -> None:

@@ -77,9 +77,7 @@ def _body(template: str, input: dict[str, Any]) -> str:
     if input.get("message"):
         parts.append(str(input["message"]))
     if input.get("error"):
-        error = input["error"]
-        text = error.get("message", error) if isinstance(error, dict) else error
-        parts.append(f"What went wrong: {text}")
+        parts.append(f"What went wrong: {_reason(input['error'])}")
     if input.get("items"):
         lines = [
             f"  - {i.get('quantity', 1)} x {i.get('name', i.get('productId'))}"
@@ -90,3 +88,14 @@ def _body(template: str, input: dict[str, Any]) -> str:
     if input.get("data") is not None:
         parts.append("Details:\n" + json.dumps(input["data"], indent=2, sort_keys=True))
     return "\n\n".join(parts) + "\n"
+
+
+def _reason(error: Any) -> str:
+    """The readable part of a step error: ``tool 'x' raised Declined: why`` becomes ``why``."""
+    if not isinstance(error, dict):
+        return str(error)
+    message = str(error.get("message", error))
+    exception = error.get("exception")
+    if exception and f"{exception}: " in message:
+        return message.split(f"{exception}: ", 1)[1]
+    return message
