@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Insert, select, update
@@ -19,26 +20,31 @@ from sqlalchemy.orm import Session
 from workflows.store.models import Event, Execution, Rejection
 
 
-def _insert_ignoring_conflicts(session: Session, values: Mapping[str, Any]) -> Insert:
-    """``INSERT ... ON CONFLICT (token_name, idempotency_key) DO NOTHING`` for this dialect."""
-    dialect = session.get_bind().dialect.name
-    conflict = [Event.token_name, Event.idempotency_key]
+@cache
+def _insert_ignoring_conflicts(dialect: str) -> Insert:
+    """``INSERT ... ON CONFLICT (token_name, idempotency_key) DO NOTHING RETURNING id``.
+
+    A Core statement on the table, built once per dialect and executed with the
+    row's values as parameters: SQLAlchemy caches its compiled form, and no ORM
+    unit of work runs for a row that is never loaded back.
+    """
+    table = Event.metadata.tables[Event.__tablename__]
+    conflict = [table.c.token_name, table.c.idempotency_key]
     if dialect == "postgresql":
-        return (
-            postgresql.insert(Event)
-            .values(**values)
-            .on_conflict_do_nothing(index_elements=conflict)
-        )
-    if dialect == "sqlite":
-        return sqlite.insert(Event).values(**values).on_conflict_do_nothing(index_elements=conflict)
-    raise NotImplementedError(f"herald stores events in PostgreSQL or SQLite, not {dialect}")
+        statement: Insert = postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict)
+    elif dialect == "sqlite":
+        statement = sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict)
+    else:
+        raise NotImplementedError(f"herald stores events in PostgreSQL or SQLite, not {dialect}")
+    # RETURNING, not rowcount: the driver's rowcount is not reliable for DO NOTHING
+    return statement.returning(table.c.id)
 
 
 def insert_event(session: Session, values: Mapping[str, Any]) -> bool:
     """Insert an event row; ``False`` if its idempotency key is already taken (nothing written)."""
-    # RETURNING, not rowcount: the driver's rowcount is not reliable for DO NOTHING
-    statement = _insert_ignoring_conflicts(session, values).returning(Event.id)
-    return session.execute(statement).scalar_one_or_none() is not None
+    connection = session.connection()
+    statement = _insert_ignoring_conflicts(connection.dialect.name)
+    return connection.execute(statement, dict(values)).scalar_one_or_none() is not None
 
 
 def find_by_idempotency_key(session: Session, token_name: str, key: str) -> Event | None:
