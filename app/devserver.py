@@ -6,8 +6,9 @@ Nothing to install or start: the database is SQLite at ``<project>/.herald/heral
 on a thread pool, and the API is served by werkzeug's threaded server.
 
 Work in the database outlives a restart: the in-process broker starts empty, so
-the first recovery pass re-publishes every accepted event and queued step at once;
-then the sweep runs periodically as in production. Workflow files are polled:
+the first recovery pass re-publishes every accepted event and queued step at once,
+and re-queues the steps the stopped process was running; then the sweep runs
+periodically as in production. Workflow files are polled:
 an edit that loads is swapped in whole (API and worker), a broken one keeps the
 previous definitions and every problem is printed.
 """
@@ -24,6 +25,7 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -266,17 +268,29 @@ def _dev_celery(settings: Settings) -> Celery:
 
 
 def _recover(settings: Settings, definitions: Definitions, celery: Celery) -> int:
-    """Re-publish the unfinished work of the last run at once.
+    """Re-publish the unfinished work of the last run at once; how many items.
 
-    The in-process broker starts empty, so nothing accepted or queued before a
-    restart can be on it: one recovery pass with zero deadlines publishes it all.
-    Steps that were running keep their lease and come back when it passes.
+    The in-process broker starts empty and no other worker shares this database,
+    so nothing accepted or queued before a restart can be on a broker, and a step
+    still ``running`` belonged to the process that stopped: its lease is ended
+    now rather than waited out. One recovery pass with zero deadlines then
+    publishes it all (a lost step counts the loss, as in production).
     """
+    from sqlalchemy import update
+
     from workers.sweep import sweep, sweep_runtime
+    from workflows.model import StepStatus
+    from workflows.store.models import Step, utcnow
 
     now = settings.with_(dispatch_deadline_seconds=0.0, step_deadline_seconds=0.0)
     rt = sweep_runtime(now, definitions.project, celery)
     try:
+        with rt.sessions.begin() as session:
+            session.execute(
+                update(Step)
+                .where(Step.status == StepStatus.RUNNING.value)
+                .values(lease_until=utcnow() - timedelta(seconds=1))
+            )
         report = sweep(rt)
     finally:
         rt.close()

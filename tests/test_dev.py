@@ -285,6 +285,63 @@ def test_work_left_in_the_database_is_finished_after_a_restart(tmp_path: Path) -
         assert server.stop() == 0, server.output()
 
 
+SLOW_PROJECT = {
+    "slow.yaml": (
+        "id: slow-job\n"
+        "triggers: [{type: signal, name: job.created}]\n"
+        "tools:\n"
+        "  - id: slow\n"
+        "    execute: ./slow.py\n"
+        "tasks:\n"
+        "  - id: work\n"
+        '    $use: tool(local::tools.#(id=="slow"))\n'
+        "    timeout: 300\n"
+        '    with: {marker: "{{ .input.marker }}"}\n'
+    ),
+    # The first attempt marks that it started, then hangs (until killed); the next one returns.
+    "slow.py": (
+        "import pathlib, time\n"
+        "def run(input, context=None):\n"
+        "    marker = pathlib.Path(input['marker'])\n"
+        "    if not marker.exists():\n"
+        "        marker.write_text('started')\n"
+        "        time.sleep(600)\n"
+        "    return {'resumed': True}\n"
+    ),
+}
+
+
+def test_a_step_running_when_the_process_died_runs_again_at_the_next_start(
+    tmp_path: Path,
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    for name, content in SLOW_PROJECT.items():
+        (project / name).write_text(content)
+    marker = tmp_path / "started"
+    first = start_dev(project, tmp_path / "outbox")
+    status, answer = first.call(
+        "POST", "/api/v1/events", {"name": "job.created", "payload": {"marker": str(marker)}}
+    )
+    assert status == 202, answer
+    [run] = answer["data"]["workflows"]
+    wait_for("the step to start", marker.exists)
+    first.process.kill()  # SIGKILL: no shutdown, the step stays "running" in the database
+    first.stop()
+
+    second = start_dev(project, tmp_path / "outbox")
+    try:
+        # its lease (timeout 300 s) is not waited out: the new process knows it is alone
+        done = wait_for(
+            "the step to run again", lambda: second.finished(run["execution_id"]), timeout=30
+        )
+        assert done["status"] == "succeeded", done
+        [step] = done["steps"]
+        assert step["output"] == {"resumed": True} and step["attempts"] == 2
+    finally:
+        assert second.stop() == 0, second.output()
+
+
 def test_a_project_that_does_not_load_is_refused_with_every_problem(tmp_path: Path) -> None:
     (tmp_path / "broken.yaml").write_text("id: broken\ntasks:\n  - id: a\n    type: fancy\n")
     result = subprocess.run(
