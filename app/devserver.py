@@ -25,23 +25,18 @@ import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from celery import Celery
 from flask import Flask
 
+from app.devworker import WORKER_THREADS, EmbeddedWorker, dev_celery, node_name, recover
 from workflows.errors import DefinitionError, HeraldError
 from workflows.registry import Definitions
 from workflows.settings import Settings, parse_tokens
 
 #: the token the seed's curl uses (``Authorization: Bearer test-token``) when none is configured
 DEV_TOKENS = "dev:test-token"
-#: worker threads of the embedded worker
-WORKER_THREADS = 4
-#: seconds between two polls of the in-process broker's queues by the worker
-POLL_SECONDS = 0.05
 #: seconds between two looks at the workflow files
 RELOAD_POLL_SECONDS = 1.0
 #: directories never searched for workflow files (as the loader's discovery rule)
@@ -53,7 +48,7 @@ Say = Callable[[str], None]
 
 
 class DevServerError(HeraldError):
-    """``herald dev`` cannot start (the port is taken, the worker did not come up...)."""
+    """``herald dev`` cannot start (the port is taken, the worker did not come up...).."""
 
 
 def dev_settings(project_dir: Path, environ: Mapping[str, str] | None = None) -> Settings:
@@ -110,14 +105,14 @@ class DevServer:
             state.publisher.celery.conf.task_send_sent_event = False
             worker_logs.configure(settings.log_level)
 
-            celery = _dev_celery(settings)
-            runtime.configure(settings, definitions.project, celery=celery, hostname=_node())
+            celery = dev_celery(settings)
+            runtime.configure(settings, definitions.project, celery=celery, hostname=node_name())
             rt = runtime.current()
-            recovered = _recover(settings, definitions, celery)
+            recovered = recover(settings, definitions, celery)
 
             server = make_server(self.host, self.port, app, threaded=True, fd=listener.fileno())
 
-        worker = _EmbeddedWorker(celery, threads=self.threads)
+        worker = EmbeddedWorker(celery, threads=self.threads)
         sweeper = Sweeper(sweep_runtime(settings, definitions.project, celery), _interval(settings))
         holders = _Holders(app=app, runtime=rt, sweeper_runtime=sweeper.rt)
         reloader = threading.Thread(
@@ -221,82 +216,6 @@ class _Holders:
         self.sweeper_runtime.project = definitions.project
 
 
-class _EmbeddedWorker:
-    """A Celery worker (``WorkController``) on a thread of this process."""
-
-    def __init__(self, celery: Celery, *, threads: int) -> None:
-        queues = celery.herald_queues  # type: ignore[attr-defined]
-        self._ready = threading.Event()
-        self.controller = celery.WorkController(
-            hostname=_node(),
-            pool_cls="threads",
-            concurrency=threads,
-            queues=list(queues.all),
-            loglevel="WARNING",
-            ready_callback=lambda *_: self._ready.set(),
-            without_heartbeat=True,
-            without_mingle=True,
-            without_gossip=True,
-        )
-        self._thread = threading.Thread(
-            target=self.controller.start, name="herald-worker", daemon=True
-        )
-
-    def start(self, timeout: float = 30.0) -> None:
-        """Start consuming; raise :class:`DevServerError` if the worker is not up in time."""
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise DevServerError(f"the embedded worker did not start within {timeout:.0f} s")
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Warm shutdown: finish the steps in progress, then return."""
-        if self._thread.is_alive():
-            self.controller.stop(in_sighandler=False)
-            self._thread.join(timeout)
-
-
-def _dev_celery(settings: Settings) -> Celery:
-    """herald's Celery app on the in-process broker, without task events (no Flower here)."""
-    from workers.celery_app import make_celery
-
-    celery = make_celery(settings)
-    celery.conf.worker_send_task_events = False
-    celery.conf.task_send_sent_event = False
-    # The in-process transport is polled: a short interval keeps each step's latency low.
-    celery.conf.broker_transport_options = {"polling_interval": POLL_SECONDS}
-    return celery
-
-
-def _recover(settings: Settings, definitions: Definitions, celery: Celery) -> int:
-    """Re-publish the unfinished work of the last run at once; how many items.
-
-    The in-process broker starts empty and no other worker shares this database,
-    so nothing accepted or queued before a restart can be on a broker, and a step
-    still ``running`` belonged to the process that stopped: its lease is ended
-    now rather than waited out. One recovery pass with zero deadlines then
-    publishes it all (a lost step counts the loss, as in production).
-    """
-    from sqlalchemy import update
-
-    from workers.sweep import sweep, sweep_runtime
-    from workflows.model import StepStatus
-    from workflows.store.models import Step, utcnow
-
-    now = settings.with_(dispatch_deadline_seconds=0.0, step_deadline_seconds=0.0)
-    rt = sweep_runtime(now, definitions.project, celery)
-    try:
-        with rt.sessions.begin() as session:
-            session.execute(
-                update(Step)
-                .where(Step.status == StepStatus.RUNNING.value)
-                .values(lease_until=utcnow() - timedelta(seconds=1))
-            )
-        report = sweep(rt)
-    finally:
-        rt.close()
-    return report.total
-
-
 def _listen(host: str, port: int) -> socket.socket:
     """A listening socket on ``host:port``, or a :class:`DevServerError` saying why not."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -316,10 +235,6 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def _interval(settings: Settings) -> float:
     return max(settings.sweep_interval_seconds, 0.5)
-
-
-def _node() -> str:
-    return f"herald-dev@{socket.gethostname()}"
 
 
 @contextlib.contextmanager
