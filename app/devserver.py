@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from flask import Flask
 
@@ -43,6 +43,9 @@ RELOAD_POLL_SECONDS = 1.0
 SKIPPED_DIRS = frozenset({".venv", "venv", "node_modules", "__pycache__"})
 #: a file that holds an event to send, used for the ready-to-paste curl
 SAMPLE_EVENT = "event.json"
+
+if TYPE_CHECKING:
+    from workers.runtime import Runtime
 
 Say = Callable[[str], None]
 
@@ -116,7 +119,7 @@ class DevServer:
         sweeper = Sweeper(sweep_runtime(settings, definitions.project, celery), _interval(settings))
         holders = _Holders(app=app, runtime=rt, sweeper_runtime=sweeper.rt)
         reloader = threading.Thread(
-            target=self._watch, args=(holders, definitions), name="herald-reload", daemon=True
+            target=self._watch, args=(holders,), name="herald-reload", daemon=True
         )
         try:
             worker.start()
@@ -139,7 +142,7 @@ class DevServer:
 
     # --- reloading -----------------------------------------------------------------------
 
-    def _watch(self, holders: _Holders, current: Definitions) -> None:
+    def _watch(self, holders: _Holders) -> None:
         """Poll the workflow files; load and swap on change, keep the old ones on error."""
         from workers.agents import check_providers
 
@@ -159,12 +162,11 @@ class DevServer:
                 self.say(f"herald dev: NOT reloaded, keeping the previous definitions: {exc}")
                 continue
             holders.swap(loaded)
-            current = loaded
-            names = ", ".join(current.project.workflows) or "none"
-            self.say(f"herald dev: reloaded {len(current.project.workflows)} workflow(s): {names}")
-            for warning in current.project.warnings:
+            names = ", ".join(loaded.project.workflows) or "none"
+            self.say(f"herald dev: reloaded {len(loaded.project.workflows)} workflow(s): {names}")
+            for warning in loaded.project.warnings:
                 self.say(f"  {warning}")
-            for problem in check_providers(current.project):
+            for problem in check_providers(loaded.project):
                 self.say(f"  agents: {problem}")
 
     # --- what the user sees ----------------------------------------------------------------
@@ -204,8 +206,8 @@ class _Holders:
     """Everything that holds the definitions; :meth:`swap` replaces them everywhere at once."""
 
     app: Flask
-    runtime: Any
-    sweeper_runtime: Any
+    runtime: Runtime
+    sweeper_runtime: Runtime
 
     def swap(self, definitions: Definitions) -> None:
         """API requests and worker steps started from now on see ``definitions``."""
