@@ -3,7 +3,8 @@
 :func:`accept` takes a well-formed :class:`~app.envelope.Envelope`, validates the
 payload against every subscribed workflow (422), applies the idempotency key
 (duplicate or 409), commits the event with its planned executions in one
-transaction and, after the commit, publishes its dispatch. Nothing here compiles
+transaction (a single autocommitted INSERT for a new event) and, after the
+commit, publishes its dispatch. Nothing here compiles
 a schema or reads a file per request.
 """
 
@@ -22,6 +23,7 @@ from workflows.ids import new_id
 from workflows.model import EventStatus
 from workflows.registry import PayloadError
 from workflows.store import events as store
+from workflows.store.db import autocommit
 from workflows.store.models import Event
 
 
@@ -107,20 +109,13 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
         # counts the publish right after the commit (see app.publish): one transaction
         "publish_count": 1 if publish else 0,
     }
-    with st.sessions.begin() as session:
-        # Insert first (one round trip for a new key); a taken key is then looked at.
-        if not store.insert_event(session, values):
-            assert envelope.key is not None, "only an idempotency key can conflict"
-            existing = store.find_by_idempotency_key(session, meta.token_name, envelope.key)
-            assert existing is not None, "the conflicting event vanished"
-            if not _expired(existing, st.settings.idempotency_ttl_seconds):
-                return _replayed(existing, envelope, meta)
-            store.release_idempotency_key(session, existing.id, envelope.key)
-            if not store.insert_event(session, values):
-                # a concurrent request re-used the expired key first: answer as its duplicate
-                winner = store.find_by_idempotency_key(session, meta.token_name, envelope.key)
-                assert winner is not None, "the conflicting event vanished"
-                return _replayed(winner, envelope, meta)
+    # A new event is one INSERT committed on its own: one transaction, one round trip.
+    with autocommit(st.engine) as connection:
+        inserted = store.insert_event(connection, values)
+    if not inserted:
+        replayed = _accept_taken_key(st, envelope, meta, values)
+        if replayed is not None:
+            return replayed
     workflows = [
         {"workflow_id": r["workflow_id"], "execution_id": r["execution_id"]} for r in routes
     ]
@@ -150,6 +145,31 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
             request_id=meta.request_id,
         )
     return Answer(event_id=event_id, name=envelope.name, workflows=workflows, duplicate=False)
+
+
+def _accept_taken_key(
+    st: HeraldState, envelope: Envelope, meta: RequestMeta, values: dict[str, Any]
+) -> Answer | None:
+    """The key is taken: the original answer, or ``None`` once the event is stored anew.
+
+    In one transaction: insert again (the key may have been freed meanwhile), else
+    replay an unexpired key, else free the expired key and insert.
+    """
+    assert envelope.key is not None, "only an idempotency key can conflict"
+    with st.sessions.begin() as session:
+        if store.insert_event(session, values):
+            return None
+        existing = store.find_by_idempotency_key(session, meta.token_name, envelope.key)
+        assert existing is not None, "the conflicting event vanished"
+        if not _expired(existing, st.settings.idempotency_ttl_seconds):
+            return _replayed(existing, envelope, meta)
+        store.release_idempotency_key(session, existing.id, envelope.key)
+        if not store.insert_event(session, values):
+            # a concurrent request re-used the expired key first: answer as its duplicate
+            winner = store.find_by_idempotency_key(session, meta.token_name, envelope.key)
+            assert winner is not None, "the conflicting event vanished"
+            return _replayed(winner, envelope, meta)
+    return None
 
 
 def plan_routes(subscriptions: Any) -> list[dict[str, str]]:

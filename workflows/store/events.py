@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Insert, select, update
+from sqlalchemy import Connection, Insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -40,9 +40,13 @@ def _insert_ignoring_conflicts(dialect: str) -> Insert:
     return statement.returning(table.c.id)
 
 
-def insert_event(session: Session, values: Mapping[str, Any]) -> bool:
-    """Insert an event row; ``False`` if its idempotency key is already taken (nothing written)."""
-    connection = session.connection()
+def insert_event(db: Session | Connection, values: Mapping[str, Any]) -> bool:
+    """Insert an event row; ``False`` if its idempotency key is already taken (nothing written).
+
+    ``db`` is a session (the insert joins its transaction) or a connection, such as
+    :func:`~workflows.store.db.autocommit`'s, where the insert is a transaction of its own.
+    """
+    connection = db.connection() if isinstance(db, Session) else db
     statement = _insert_ignoring_conflicts(connection.dialect.name)
     return connection.execute(statement, dict(values)).scalar_one_or_none() is not None
 
