@@ -9,6 +9,7 @@ not timing.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -17,7 +18,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from jsonschema import Draft202012Validator
-from sqlalchemy import event
+from sqlalchemy import Engine, event, text
 
 from tests.app.conftest import AUTH, order
 from workflows import registry
@@ -138,3 +139,53 @@ def test_a_replay_writes_nothing_and_publishes_nothing(
         "COMMIT",
     ]
     assert broker.llen(f"{queue_prefix}.dispatch") == 1
+
+
+def test_checking_out_a_connection_costs_no_round_trip(
+    app: Flask, client: FlaskClient, broker: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dialect = app.extensions["herald"].engine.dialect
+    pings: list[object] = []
+    real_ping = dialect.do_ping
+
+    def counting_ping(dbapi_connection: object) -> bool:
+        pings.append(dbapi_connection)
+        return bool(real_ping(dbapi_connection))
+
+    monkeypatch.setattr(dialect, "do_ping", counting_ping)
+
+    for _ in range(3):
+        assert post(client, {"name": "order.created", "payload": order()}).status_code == 202
+
+    assert pings == []
+
+
+def _terminate_other_connections(engine: Engine) -> None:
+    """What a database restart does to the app's pooled connections; waits until they are gone."""
+    others = (
+        "SELECT pid FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+    )
+    with engine.connect() as conn:
+        pids = conn.execute(text(others)).scalars().all()
+        assert pids, "the app holds no pooled connection to drop"
+        conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM ({others}) AS o"))
+        deadline = time.monotonic() + 10
+        while conn.execute(text(others)).scalars().all():
+            assert time.monotonic() < deadline, "the terminated connections did not end"
+            conn.rollback()
+
+
+def test_the_first_requests_after_the_database_dropped_its_connections_succeed(
+    client: FlaskClient, clean_db: Engine, broker: redis.Redis
+) -> None:
+    first = post(client, {"name": "order.created", "payload": order()})
+    assert first.status_code == 202
+    _terminate_other_connections(clean_db)
+
+    again = post(client, {"name": "order.created", "payload": order()})
+
+    assert again.status_code == 202, again.get_json()
+    _terminate_other_connections(clean_db)
+    read = client.get(f"/api/v1/events/{first.get_json()['event_id']}", headers=AUTH)
+    assert read.status_code == 200, read.get_json()
