@@ -17,15 +17,10 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import cached_property
 from typing import Any
-from urllib.parse import urlsplit
 
 from celery import Celery
 from kombu.exceptions import KombuError
-from kombu.transport import redis as kombu_redis
 from redis.exceptions import RedisError
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,30 +35,6 @@ from workflows.store.models import Event
 CONNECT_TIMEOUT = 1.0
 #: seconds during which a broker that just refused is not tried again
 BROKER_COOLDOWN = 2.0
-
-
-class _PublishingChannel(kombu_redis.Channel):  # type: ignore[misc]
-    """kombu's Redis channel, sending through one Redis client instead of one per message.
-
-    kombu builds a ``redis.Redis`` client for every ``LPUSH`` (about a quarter of
-    the CPU of a publish); a client is only a view on the channel's connection pool
-    and is safe to share, so each channel keeps one.
-    """
-
-    @contextmanager
-    def conn_or_acquire(self, client: Any = None) -> Iterator[Any]:
-        """The given client, else this channel's own."""
-        yield client or self._client_for_commands
-
-    @cached_property
-    def _client_for_commands(self) -> Any:
-        return self._create_client()  # type: ignore[no-untyped-call]
-
-
-class PublishingTransport(kombu_redis.Transport):  # type: ignore[misc]
-    """kombu's Redis transport with :class:`_PublishingChannel`: what the API publishes with."""
-
-    Channel = _PublishingChannel
 
 
 def make_publisher_celery(settings: Settings) -> Celery:
@@ -81,8 +52,6 @@ def make_publisher_celery(settings: Settings) -> Celery:
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "socket_timeout": 5.0,
     }
-    if urlsplit(settings.broker_url).scheme == "redis":
-        celery.conf.broker_transport = PublishingTransport
     return celery
 
 
