@@ -35,6 +35,14 @@ class Publish:
 
 
 @dataclass(frozen=True)
+class Settled:
+    """What recording an attempt did: the step's new status and the messages to publish."""
+
+    status: StepStatus
+    publish: list[Publish]
+
+
+@dataclass(frozen=True)
 class Attempt:
     """What one attempt at a step produced."""
 
@@ -74,11 +82,12 @@ def settle(
     result: Attempt,
     context: dict[str, Any],
     now: datetime,
-) -> list[Publish] | None:
+) -> Settled | None:
     """Record ``result`` for ``attempt`` of ``step`` and decide what comes next.
 
-    Returns the messages to publish after commit, or None when the write was
-    fenced off: the step is no longer running this attempt (a stale worker).
+    Returns the step's new status and the messages to publish after commit, or
+    None when the write was fenced off: the step is no longer running this
+    attempt (a stale worker).
     """
     values: dict[str, Any] = {
         "input": result.input,
@@ -100,20 +109,22 @@ def settle(
         )
         if not store.record_attempt(session, step.id, attempt, values):
             return None
-        return [publish_for(step, task, countdown=delay)] if short else []
+        return Settled(
+            StepStatus.RETRYING, [publish_for(step, task, countdown=delay)] if short else []
+        )
 
     status = StepStatus.SUCCEEDED if result.ok else result.failure_status
     values.update(status=status.value, finished_at=now, lease_until=None)
     if not store.record_attempt(session, step.id, attempt, values):
         return None
     if ExecutionStatus(execution.status).finished:
-        return []  # cancelled while the step ran: record it, start nothing
+        return Settled(status, [])  # cancelled while the step ran: record it, start nothing
     context["tasks"][task.id] = {
         "output": values["output"],
         "status": status.value,
         "error": result.error,
     }
-    return advance(
+    publish = advance(
         session,
         execution=execution,
         workflow=workflow,
@@ -122,6 +133,7 @@ def settle(
         context=context,
         now=now,
     )
+    return Settled(status, publish)
 
 
 def advance(

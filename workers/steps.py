@@ -80,10 +80,12 @@ def run_step(rt: Runtime, step_id: str, *, worker: str, redelivered: bool = Fals
             context=claim.context,
             now=now,
         )
-        current = session.get(Step, claim.step.id, populate_existing=True)
-        final_status = current.status if current is not None else "unknown"
-    publish = settled or []
-    _publish(rt, publish)
+        if settled is not None:
+            final_status = settled.status.value
+        else:  # fenced off: say what the step is now (rare, one more read)
+            current = store.get_step(session, claim.step.id)
+            final_status = current.status if current is not None else "unknown"
+    _publish(rt, settled.publish if settled is not None else [])
     log_event(
         "step.finished",
         level=logging.INFO if result.ok else logging.WARNING,
@@ -107,12 +109,11 @@ def _claim(
     """Transaction 1: claim the step and read what rendering needs."""
     now = utcnow()
     with rt.sessions.begin() as session:
-        found = store.get_step(session, step_id)
-        if found is None:
+        row = store.step_with_execution(session, step_id)
+        if row is None:
             log_event("step.dropped", level=logging.WARNING, step_id=step_id, reason="unknown step")
             return None, [], "dropped"
-        execution = store.lock_execution(session, found.execution_id)
-        assert execution is not None
+        found, execution, event = row
         if ExecutionStatus(execution.status).finished:
             if not StepStatus(found.status).finished:
                 found.status, found.finished_at = StepStatus.CANCELLED.value, now
@@ -156,7 +157,7 @@ def _claim(
                 "giving up"
             )
             return None, _give_up(session, execution, step, workflow, task, message, now), "failed"
-        context = build_context(session, execution, workflow, step)
+        context = build_context(session, execution, workflow, step, event=event)
         return (
             Claim(step, step.attempts, workflow, task, context, execution.event_id),
             [],
@@ -208,24 +209,37 @@ def _queued_successor(session: Session, workflow: Workflow, step: Step) -> list[
 
 
 def build_context(
-    session: Session, execution: Execution, workflow: Workflow, step: Step
+    session: Session,
+    execution: Execution,
+    workflow: Workflow,
+    step: Step,
+    *,
+    event: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """What templates see: input, finished tasks, the cause, event, workflow, execution."""
-    event = session.get(Event, execution.event_id) if execution.event_id else None
+    """What templates see: input, finished tasks, the cause, event, workflow, execution.
+
+    ``event`` is the event's metadata when the caller has read it already.
+    """
+    if event is None:
+        event = _event_metadata(session, execution.event_id)
     context: dict[str, Any] = {
         "input": execution.input,
         "tasks": store.task_results(session, execution.id),
-        "event": (
-            {"id": event.id, "name": event.name, "received_at": event.received_at.isoformat()}
-            if event is not None
-            else {}
-        ),
+        "event": event,
         "workflow": {"id": workflow.id, "version": workflow.version},
         "execution": {"id": execution.id, "step": step.seq},
     }
     if step.cause is not None:
         context["error"] = step.cause
     return context
+
+
+def _event_metadata(session: Session, event_id: str | None) -> dict[str, Any]:
+    """``{"id", "name", "received_at"}`` of an event, ``{}`` without one."""
+    found = session.get(Event, event_id) if event_id else None
+    if found is None:
+        return {}
+    return {"id": found.id, "name": found.name, "received_at": found.received_at.isoformat()}
 
 
 def _execute(claim: Claim) -> Attempt:

@@ -28,16 +28,20 @@ UNFINISHED = (StepStatus.QUEUED.value, StepStatus.RETRYING.value, StepStatus.RUN
 def insert_ignore(session: Session, model: type[Base], values: Mapping[str, Any]) -> bool:
     """Insert one row unless it breaks a unique constraint; True when a row was inserted."""
     table = cast(Table, model.__table__)
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        stmt: Any = postgresql.insert(table).values(**values).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(table).values(**values).on_conflict_do_nothing()
-    else:  # pragma: no cover - herald supports PostgreSQL and SQLite only
-        stmt = insert(table).values(**values)  # pragma: no cover
+    stmt = _insert(session, table).values(**values)
     # RETURNING tells whether a row went in (rowcount is not reliable for inserts)
     key = next(iter(table.primary_key.columns))
     return session.connection().execute(stmt.returning(key)).first() is not None
+
+
+def _insert(session: Session, target: Any) -> Any:
+    """``INSERT ... ON CONFLICT DO NOTHING`` for the session's dialect (PostgreSQL or SQLite)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return postgresql.insert(target).on_conflict_do_nothing()
+    if dialect == "sqlite":
+        return sqlite.insert(target).on_conflict_do_nothing()
+    return insert(target)  # pragma: no cover - herald supports PostgreSQL and SQLite only
 
 
 def lock_event(session: Session, event_id: str) -> Event | None:
@@ -55,6 +59,34 @@ def get_step(session: Session, step_id: str) -> Step | None:
     return session.get(Step, step_id, populate_existing=True)
 
 
+def step_with_execution(
+    session: Session, step_id: str
+) -> tuple[Step, Execution, dict[str, Any]] | None:
+    """The step as the database has it now, its execution locked (PostgreSQL), its event.
+
+    :func:`get_step` then :func:`lock_execution` and the event's metadata
+    (``{"id", "name", "received_at"}``, ``{}`` without an event) in one round
+    trip: the step's row is read as the query found it, the execution's once locked.
+    """
+    row = session.execute(
+        select(Step, Execution, Event.name, Event.received_at)
+        .join(Execution, Execution.id == Step.execution_id)
+        .outerjoin(Event, Event.id == Execution.event_id)
+        .where(Step.id == step_id)
+        .with_for_update(of=Execution)
+        .execution_options(populate_existing=True)
+    ).first()
+    if row is None:
+        return None
+    step, execution, name, received_at = row
+    event = (
+        {"id": execution.event_id, "name": name, "received_at": received_at.isoformat()}
+        if name is not None
+        else {}
+    )
+    return step, execution, event
+
+
 def create_execution(session: Session, values: Mapping[str, Any]) -> bool:
     """Insert an execution under its planned id unless it exists; True when created now."""
     return insert_ignore(session, Execution, values)
@@ -65,21 +97,23 @@ def add_step(
 ) -> Step | None:
     """Queue the next visit of ``task_id`` as the execution's next step.
 
-    The step takes position ``step_count + 1`` and visit ``visits so far + 1``;
-    the unique constraints make a second insert for the same position a no-op
-    (None is returned then). ``execution.step_count`` is advanced.
+    The step takes position ``step_count + 1`` and visit ``visits so far + 1``
+    (counted in the INSERT itself: one round trip); the unique constraints make
+    a second insert for the same position a no-op (None is returned then).
+    ``execution.step_count`` is advanced.
     """
-    visits = session.scalar(
-        select(func.count())
+    visits = (
+        select(func.count() + 1)
         .select_from(Step)
         .where(Step.execution_id == execution.id, Step.task_id == task_id)
+        .scalar_subquery()
     )
     seq = execution.step_count + 1
     values = {
         "id": new_id("stp"),
         "execution_id": execution.id,
         "task_id": task_id,
-        "visit": (visits or 0) + 1,
+        "visit": visits,
         "seq": seq,
         "status": StepStatus.QUEUED.value,
         "attempts": 0,
@@ -88,9 +122,10 @@ def add_step(
         "queued_at": now,
         "publish_count": 1,
     }
-    inserted = insert_ignore(session, Step, values)
+    stmt = _insert(session, Step).values(**values).returning(Step)
+    created = session.scalars(stmt, execution_options={"populate_existing": True}).first()
     execution.step_count = seq
-    return session.get(Step, values["id"]) if inserted else None
+    return created
 
 
 def queued_first_steps(session: Session, execution_ids: Sequence[str]) -> list[Step]:
@@ -140,15 +175,11 @@ def claim_step(
     }
     if lost:
         values["lost"] = Step.lost + 1
-    result = session.execute(
-        update(Step)
-        .where(Step.id == step_id, claimable)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        return None
-    return get_step(session, step_id)
+    # RETURNING the claimed row: no second read
+    return session.scalars(
+        update(Step).where(Step.id == step_id, claimable).values(**values).returning(Step),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    ).first()
 
 
 def record_attempt(session: Session, step_id: str, attempt: int, values: Mapping[str, Any]) -> bool:
