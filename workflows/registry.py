@@ -1,28 +1,30 @@
 """The trigger registry: which workflows an event name starts, and payload validation.
 
 Built once per loaded project: every trigger schema is compiled into a
-``Draft202012Validator`` with a format checker that asserts ``format``
-(email, date-time, uri, uuid...), so validating a payload on the hot path only
-runs the validators. :class:`Definitions` bundles a project with its registry;
-the API and the workers hold one and swap it whole on reload.
+``jsonschema_rs`` validator (:mod:`workflows.payload_schema`: Draft 2020-12,
+``format`` asserted), so validating a payload on the hot path only runs compiled
+Rust code. Errors are only collected, and explained, for a payload a subscriber
+refuses. :class:`Definitions` bundles a project with its registry; the API and the
+workers hold one and swap it whole on reload.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema_rs import ValidationError, ValidationErrorKind, Validator
 
+from workflows.errors import DefinitionError, Problem
 from workflows.loader import load_project
 from workflows.model import Project, Trigger, Workflow
+from workflows.payload_schema import UncompilableSchema, compile_payload_schema
+from workflows.yamlsource import format_path
 
 _MAX_MESSAGE = 200
+#: JSON types as a message names them, in the order a message lists them
 _JSON_TYPES = {
     "object": "an object",
     "array": "an array",
@@ -32,8 +34,8 @@ _JSON_TYPES = {
     "boolean": "a boolean",
     "null": "null",
 }
-# local@domain with a dotted domain, no spaces; stricter than jsonschema's "contains an @"
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$")
+_ORDER = list(_JSON_TYPES)
+_Path = list[str | int]
 
 
 @dataclass(frozen=True)
@@ -56,26 +58,10 @@ class PayloadError:
     message: str
 
 
-@cache
-def format_checker() -> FormatChecker:
-    """Every format jsonschema can check with the installed packages, email made strict."""
-    checker = FormatChecker(formats=())
-    # the Draft 2020-12 functions: FormatChecker's class-wide table mixes in older drafts' ones
-    # under the same names (draft 3's "time" is a different check)
-    checker.checkers.update(Draft202012Validator.FORMAT_CHECKER.checkers)
-    checker.checks("email")(_is_email)
-    checker.checks("idn-email")(_is_email)
-    return checker
-
-
-def _is_email(instance: object) -> bool:
-    return not isinstance(instance, str) or _EMAIL.match(instance) is not None
-
-
 @dataclass(frozen=True)
 class _Compiled:
     workflow_id: str
-    validator: Draft202012Validator
+    validator: Validator
 
 
 class TriggerRegistry:
@@ -92,20 +78,18 @@ class TriggerRegistry:
 
     @classmethod
     def build(cls, project: Project) -> TriggerRegistry:
-        """Index every trigger of ``project`` and compile one validator per trigger schema."""
+        """Index every trigger of ``project`` and compile one validator per trigger schema.
+
+        The loader has compiled each schema already: a DefinitionError here means a
+        project that did not come from :func:`~workflows.loader.load_project`.
+        """
         by_name: dict[str, list[Subscription]] = {}
         for workflow in sorted(project.workflows.values(), key=lambda w: w.id):
             for trigger in workflow.triggers:
                 by_name.setdefault(trigger.name, []).append(Subscription(workflow, trigger))
-        checker = format_checker()
         validators = {
             name: tuple(
-                _Compiled(
-                    s.workflow.id,
-                    Draft202012Validator(dict(s.trigger.schema), format_checker=checker),
-                )
-                for s in subs
-                if s.trigger.schema is not None
+                _Compiled(s.workflow.id, _compile(s)) for s in subs if s.trigger.schema is not None
             )
             for name, subs in by_name.items()
         }
@@ -123,6 +107,8 @@ class TriggerRegistry:
             return []
         errors: list[PayloadError] = []
         for entry in compiled:
+            if entry.validator.is_valid(payload):
+                continue
             for error in entry.validator.iter_errors(payload):
                 errors.extend(_payload_errors(entry.workflow_id, error))
         return errors
@@ -132,47 +118,107 @@ class TriggerRegistry:
         return self._names
 
 
+def _compile(subscription: Subscription) -> Validator:
+    trigger = subscription.trigger
+    try:
+        return compile_payload_schema(trigger.schema or {})
+    except UncompilableSchema as exc:
+        where = trigger.location
+        path = format_path(("triggers", trigger.index, "schema", *exc.path))
+        problem = Problem(
+            where.file if where else subscription.workflow.id,
+            where.line if where else 0,
+            path,
+            f"invalid JSON Schema for payloads: {exc.message}",
+        )
+        raise DefinitionError([problem]) from None
+
+
 def _payload_errors(workflow_id: str, error: ValidationError) -> Iterator[PayloadError]:
     """One error as the API shows it: a JSON pointer and a short message naming the field."""
-    path: list[str | int] = list(error.absolute_path)
-    kind = error.validator
-    if kind in ("anyOf", "oneOf") and error.context:
-        # "is not valid under any of the given schemas" says little: show jsonschema's best match
-        yield from _payload_errors(workflow_id, best_match(error.context))
-    elif kind == "required" and isinstance(error.instance, dict):
-        # jsonschema reports each missing key in its own error, starting with the key's repr
-        for key in error.validator_value:
-            if key not in error.instance and error.message.startswith(repr(key)):
-                where = [*path, key]
-                yield PayloadError(
-                    workflow_id, _pointer(where), f"{_field(where)}: required field is missing"
-                )
-    elif kind == "additionalProperties" and isinstance(error.instance, dict):
-        for key in _unexpected(error):
+    path: _Path = list(error.instance_path)
+    kind = error.kind
+    if isinstance(kind, ValidationErrorKind.AnyOf | ValidationErrorKind.OneOfNotValid):
+        # "is not valid under any of the schemas" says little: say what the closest branch wants
+        types = _branch_types(path, kind.context)
+        best = _best_match(path, kind.context)
+        if types is not None:
+            yield PayloadError(workflow_id, _pointer(path), _type_message(path, types, error))
+        elif best is not None:
+            yield from _payload_errors(workflow_id, best)
+        else:
+            yield _generic(workflow_id, path, error)
+    elif isinstance(kind, ValidationErrorKind.Required):
+        where = [*path, kind.property]
+        message = f"{_field(where)}: required field is missing"
+        yield PayloadError(workflow_id, _pointer(where), message)
+    elif isinstance(
+        kind, ValidationErrorKind.AdditionalProperties | ValidationErrorKind.UnevaluatedProperties
+    ):
+        for key in kind.unexpected:
             where = [*path, key]
             yield PayloadError(workflow_id, _pointer(where), f"{_field(where)}: unexpected field")
-    elif kind == "type":
-        expected = error.validator_value
-        names = [expected] if isinstance(expected, str) else list(expected)
-        wanted = " or ".join(_JSON_TYPES.get(n, n) for n in names)
-        message = f"{_field(path)}: must be {wanted}, not {_json_type(error.instance)}"
-        yield PayloadError(workflow_id, _pointer(path), message)
+    elif isinstance(kind, ValidationErrorKind.Type):
+        yield PayloadError(workflow_id, _pointer(path), _type_message(path, kind.types, error))
     else:
-        message = error.message
-        if len(message) > _MAX_MESSAGE:  # messages quote the value, which may be large
-            message = message[: _MAX_MESSAGE - 3] + "..."
-        yield PayloadError(workflow_id, _pointer(path), f"{_field(path)}: {message}")
+        yield _generic(workflow_id, path, error)
 
 
-def _unexpected(error: ValidationError) -> list[str]:
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    allowed = schema.get("properties", {})
-    patterns = schema.get("patternProperties", {})
-    return [
-        key
-        for key in error.instance
-        if key not in allowed and not any(re.search(p, key) for p in patterns)
+def _generic(workflow_id: str, path: _Path, error: ValidationError) -> PayloadError:
+    """jsonschema_rs's own message, after the field's name, cut when long."""
+    message = error.message
+    if len(message) > _MAX_MESSAGE:  # messages quote the value, which may be large
+        message = message[: _MAX_MESSAGE - 3] + "..."
+    return PayloadError(workflow_id, _pointer(path), f"{_field(path)}: {message}")
+
+
+def _type_message(path: _Path, types: Sequence[str], error: ValidationError) -> str:
+    wanted = " or ".join(_JSON_TYPES.get(t, t) for t in sorted(set(types), key=_type_rank))
+    return f"{_field(path)}: must be {wanted}, not {_json_type(error.instance)}"
+
+
+def _type_rank(name: str) -> int:
+    return _ORDER.index(name) if name in _ORDER else len(_ORDER)
+
+
+def _branch_types(path: _Path, branches: list[list[ValidationError]]) -> list[str] | None:
+    """The types the branches accept, when the value has none of them (one message then)."""
+    types: list[str] = []
+    for branch in branches:
+        found = [t for e in branch for t in _types_wanted_at(e, path)]
+        if not found:
+            return None
+        types.extend(found)
+    return types
+
+
+def _best_match(path: _Path, branches: list[list[ValidationError]]) -> ValidationError | None:
+    """The error of the branch the value came closest to; ``None`` without any.
+
+    A branch whose type the value has beats one it has not; then the error highest
+    in the payload (the most is wrong there: a missing field rather than a field of
+    the wrong type inside); then the first.
+    """
+    candidates = [
+        (not any(_is_type_error_at(e, path) for e in branch), error)
+        for branch in branches
+        for error in branch
     ]
+    if not candidates:
+        return None
+    return max(candidates, key=lambda c: (c[0], -len(c[1].instance_path)))[1]
+
+
+def _is_type_error_at(error: ValidationError, path: _Path) -> bool:
+    return bool(_types_wanted_at(error, path))
+
+
+def _types_wanted_at(error: ValidationError, path: _Path) -> list[str]:
+    """The types a type error at ``path`` wants; ``[]`` for any other error."""
+    kind = error.kind
+    if isinstance(kind, ValidationErrorKind.Type) and list(error.instance_path) == path:
+        return list(kind.types)
+    return []
 
 
 def _json_type(value: object) -> str:
@@ -184,11 +230,11 @@ def _json_type(value: object) -> str:
     return "a number" if isinstance(value, float) else "null"
 
 
-def _pointer(path: list[str | int]) -> str:
+def _pointer(path: _Path) -> str:
     return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
-def _field(path: list[str | int]) -> str:
+def _field(path: _Path) -> str:
     """A readable field name: ``items[0].quantity``; ``payload`` for the root."""
     out = ""
     for part in path:

@@ -22,6 +22,7 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from workflows.errors import Problem
+from workflows.payload_schema import UncompilableSchema, compile_payload_schema
 from workflows.yamlsource import Document, JsonPath
 
 SCHEMA_DIR = Path(__file__).parent / "schema"
@@ -97,6 +98,24 @@ def check_schema(doc: Document, path: JsonPath, schema: Any) -> list[Problem]:
     else:
         found = _cached_schema_problems(key)  # projects repeat schemas; checking one costs ~1 ms
     return [doc.problem((*path, *where), message) for where, message in found]
+
+
+def check_payload_schema(doc: Document, path: JsonPath, schema: Any) -> list[Problem]:
+    """Problems compiling a trigger's payload schema the way the registry will (jsonschema_rs).
+
+    Checked once the meta-schema has nothing to say (:func:`check_schema` reports that):
+    Python's jsonschema and jsonschema_rs differ on a few things, a ``pattern``'s regex
+    dialect first, and the registry must not meet a schema it cannot compile.
+    """
+    if not isinstance(schema, dict) or check_schema(doc, path, schema):
+        return []
+    try:
+        compile_payload_schema(schema)
+    except UncompilableSchema as exc:
+        hint = " (patterns are ECMA-262 regular expressions)" if "regex" in exc.message else ""
+        message = f"invalid JSON Schema for payloads: {exc.message}{hint}"
+        return [doc.problem((*path, *exc.path), message)]
+    return []
 
 
 @lru_cache(maxsize=1024)

@@ -14,6 +14,7 @@ from typing import Any
 from workflows.builder import Builder, Shared, as_dict, as_list, as_num, as_str, frozen
 from workflows.model import Agent, Defaults, Task, Tool, Trigger, Workflow
 from workflows.references import UnresolvedReference, locate, parse_use
+from workflows.validation import check_payload_schema
 from workflows.yamlsource import JsonPath, format_path
 
 
@@ -68,6 +69,9 @@ class WorkflowBuilder(Builder):
             path: JsonPath = ("triggers", index)
             raw = as_dict(raw)
             schema = self.schema((*path, "schema"), raw.get("schema"))
+            self.problems.extend(
+                check_payload_schema(self.doc, (*path, "schema"), raw.get("schema"))
+            )
             name = as_str(raw.get("name"))
             if name is None:
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from jsonschema import Draft202012Validator
 from tests.workflows.conftest import MakeProject
 from workflows import registry as registry_module
 from workflows.errors import DefinitionError
-from workflows.registry import Definitions, PayloadError, TriggerRegistry, format_checker
+from workflows.registry import Definitions, PayloadError, TriggerRegistry
 
 VALID_ORDER: dict[str, Any] = {
     "orderId": "order_12345",
@@ -120,7 +121,7 @@ def test_one_of_failures_show_the_best_match_and_long_values_are_cut(
         ("/method/iban", "method.iban: required field is missing"),  # jsonschema's best match
         ("/note", errors[1].message),
     ]
-    assert errors[1].message.startswith("note: 'xxxx") and errors[1].message.endswith("...")
+    assert errors[1].message.startswith('note: "xxxx') and errors[1].message.endswith("...")
     assert len(errors[1].message) <= 210
 
 
@@ -128,13 +129,14 @@ def test_the_seed_email_format_is_asserted(seed_registry: TriggerRegistry) -> No
     errors = seed_registry.validate("order.created", {**VALID_ORDER, "customerEmail": "nope"})
 
     assert [(e.workflow_id, e.path) for e in errors] == [("ecommerce-order-flow", "/customerEmail")]
-    assert errors[0].message == "customerEmail: 'nope' is not a 'email'"
+    assert errors[0].message == 'customerEmail: "nope" is not a "email"'
 
 
 FORMATS = [
     ("email", "customer@example.com", "customer@"),
     ("email", "a.b+c@mail.example.org", "no at sign"),
     ("email", "a@example.com", "a@b@example.com"),
+    ("email", "a@mail.example", "a@localhost"),  # herald's check: the domain is dotted
     ("idn-email", "ü@example.com", "ü"),
     ("date-time", "2024-05-01T10:00:00Z", "2024-05-01 10:00"),
     ("date", "2024-05-01", "2024-13-01"),
@@ -180,11 +182,14 @@ def test_format_is_asserted(make_project: MakeProject, fmt: str, good: str, bad:
     assert registry.validate("fmt.check", {"value": good}) == []
     (error,) = registry.validate("fmt.check", {"value": bad})
     assert (error.workflow_id, error.path) == ("wf", "/value")
-    assert f"is not a '{fmt}'" in error.message
+    assert f'is not a "{fmt}"' in error.message
 
 
-def test_every_format_the_checker_knows_is_tested() -> None:
-    assert set(format_checker().checkers) == {fmt for fmt, _, _ in FORMATS}
+def test_every_format_python_jsonschema_checks_is_tested() -> None:
+    # what the registry asserted before jsonschema_rs; email and idn-email are herald's own
+    python_formats = set(Draft202012Validator.FORMAT_CHECKER.checkers) | {"email", "idn-email"}
+
+    assert python_formats == {fmt for fmt, _, _ in FORMATS}
 
 
 def test_unexpected_fields_are_pointed_at(make_project: MakeProject) -> None:
@@ -244,14 +249,13 @@ def test_validators_are_compiled_once_at_build(
     seed_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built: list[object] = []
-    original = Draft202012Validator
-    format_checker()  # cached; reads the class's own table once
+    original = registry_module.compile_payload_schema
 
-    def counting(*args: Any, **kwargs: Any) -> Any:
-        built.append(args[0])
-        return original(*args, **kwargs)
+    def counting(schema: Any) -> Any:
+        built.append(schema)
+        return original(schema)
 
-    monkeypatch.setattr(registry_module, "Draft202012Validator", counting)
+    monkeypatch.setattr(registry_module, "compile_payload_schema", counting)
     registry = Definitions.load(seed_dir).registry
     after_build = len(built)
 
@@ -310,3 +314,108 @@ def test_refs_inside_a_trigger_schema_are_followed(make_project: MakeProject) ->
             "wf", "/items/0/quantity", "items[0].quantity: 0 is less than the minimum of 1"
         )
     ]
+
+
+def _one_trigger_project(make_project: MakeProject, schema_yaml: str) -> Path:
+    """A project whose workflow ``wf`` (in ``wf.yaml``) has one trigger on ``thing.done``."""
+    schema = "\n".join("      " + line for line in schema_yaml.strip().splitlines())
+    return make_project(
+        {
+            "wf.yaml": (
+                "id: wf\n"
+                "triggers:\n"
+                "  - type: signal\n"
+                "    name: thing.done\n"
+                "    schema:\n"
+                f"{schema}\n"
+                "tasks:\n"
+                "  - id: a\n"
+                '    $use: tool(global::tools.#(id=="notify"))\n'
+            )
+        }
+    )
+
+
+ANY_OF = [
+    # (schema, value, path, message)
+    (
+        "{anyOf: [{type: string, format: email}, {type: 'null'}]}",
+        "nope",
+        "/value",
+        'value: "nope" is not a "email"',  # the branch of the value's type, not "must be null"
+    ),
+    (
+        "{oneOf: [{type: string}, {type: [integer, 'null']}]}",
+        [1],
+        "/value",
+        "value: must be a string or an integer or null, not an array",  # every branch's type
+    ),
+    (
+        "{anyOf: [{type: object, required: [a]}, {type: string, minLength: 3}]}",
+        {"b": 1},
+        "/value/a",
+        "value.a: required field is missing",
+    ),
+]
+
+
+@pytest.mark.parametrize(("schema", "value", "path", "message"), ANY_OF)
+def test_any_of_failures_explain_the_branch_the_value_came_closest_to(
+    make_project: MakeProject, schema: str, value: object, path: str, message: str
+) -> None:
+    root = _one_trigger_project(make_project, f"type: object\nproperties:\n  value: {schema}")
+    registry = Definitions.load(root).registry
+
+    assert registry.validate("thing.done", {"value": value}) == [PayloadError("wf", path, message)]
+
+
+def test_unevaluated_fields_are_pointed_at_like_unexpected_ones(make_project: MakeProject) -> None:
+    root = _one_trigger_project(
+        make_project,
+        "allOf: [{properties: {a: {type: string}}}]\nunevaluatedProperties: false",
+    )
+    registry = Definitions.load(root).registry
+
+    assert registry.validate("thing.done", {"a": "ok", "b": 1}) == [
+        PayloadError("wf", "/b", "b: unexpected field")
+    ]
+
+
+# patterns Python's re (the meta-schema's "regex" check) accepts, in no ECMA-262 dialect
+UNCOMPILABLE = [r"^p_\d+\Z", "^a{,3}$", "(?>ab)c"]
+
+
+@pytest.mark.parametrize("pattern", UNCOMPILABLE)
+def test_a_schema_the_payload_validator_cannot_compile_is_a_load_error_with_its_line(
+    make_project: MakeProject, pattern: str
+) -> None:
+    root = _one_trigger_project(
+        make_project,
+        f"type: object\nproperties:\n  sku:\n    type: string\n    pattern: '{pattern}'",
+    )
+
+    with pytest.raises(DefinitionError) as caught:
+        Definitions.load(root)
+
+    (problem,) = caught.value.problems
+    assert (problem.file, problem.line) == ("wf.yaml", 10)  # the `pattern:` line
+    assert problem.path == "triggers[0].schema.properties.sku.pattern"
+    assert 'is not a "regex"' in problem.message and "ECMA-262" in problem.message
+
+
+def test_build_refuses_a_schema_it_cannot_compile_naming_the_trigger(seed_dir: Path) -> None:
+    project = Definitions.load(seed_dir).project
+    workflow = project.workflows["product-updater"]
+    (trigger,) = workflow.triggers
+    bad = replace(trigger, schema={"properties": {"sku": {"pattern": "a{,3}"}}})
+    broken = replace(
+        project, workflows={**project.workflows, workflow.id: replace(workflow, triggers=(bad,))}
+    )
+
+    with pytest.raises(DefinitionError) as caught:
+        TriggerRegistry.build(broken)
+
+    (problem,) = caught.value.problems
+    assert trigger.location is not None
+    assert (problem.file, problem.line) == (trigger.location.file, trigger.location.line)
+    assert problem.path == "triggers[0].schema.properties.sku.pattern"
