@@ -19,6 +19,7 @@ from workers.runtime import Runtime
 from workers.steps import publish_messages
 from workflows.model import EventStatus, ExecutionStatus
 from workflows.store import executions as store
+from workflows.store import steps as step_store
 from workflows.store.models import Event, Execution, utcnow
 
 
@@ -36,7 +37,7 @@ def dispatch_event(rt: Runtime, event_id: str) -> list[str]:
             created += _create_execution(rt, session, event, route, now=now)
         execution_ids = [route["execution_id"] for route in event.routes]
         publish: list[Publish] = []
-        for step in store.queued_first_steps(session, execution_ids):
+        for step in step_store.queued_first_steps(session, execution_ids):
             execution = session.get(Execution, step.execution_id)
             assert execution is not None
             workflow = rt.project.workflows[execution.workflow_id]
@@ -90,7 +91,7 @@ def _create_execution(
         return 0
     execution = store.lock_execution(session, execution_id)
     assert execution is not None
-    store.add_step(session, execution, workflow.first_task.id, now=now)
+    step_store.add_step(session, execution, workflow.first_task.id, now=now)
     if route.get("version") not in (None, workflow.version):
         log_event(
             "dispatch.version_changed",

@@ -18,6 +18,7 @@ from workers.celery_app import MAX_COUNTDOWN
 from workflows.errors import TemplateError
 from workflows.model import ExecutionStatus, StepStatus, Task, Workflow
 from workflows.store import executions as store
+from workflows.store import steps as step_store
 from workflows.store.models import Execution, Step
 from workflows.templates import render
 from workflows.transitions import Outcome, decide
@@ -107,7 +108,7 @@ def settle(
             queued_at=not_before if short else now,
             publish_count=step.publish_count + (1 if short else 0),
         )
-        if not store.record_attempt(session, step.id, attempt, values):
+        if not step_store.record_attempt(session, step.id, attempt, values):
             return None
         return Settled(
             StepStatus.RETRYING, [publish_for(step, task, countdown=delay)] if short else []
@@ -115,7 +116,7 @@ def settle(
 
     status = StepStatus.SUCCEEDED if result.ok else result.failure_status
     values.update(status=status.value, finished_at=now, lease_until=None)
-    if not store.record_attempt(session, step.id, attempt, values):
+    if not step_store.record_attempt(session, step.id, attempt, values):
         return None
     if ExecutionStatus(execution.status).finished:
         return Settled(status, [])  # cancelled while the step ran: record it, start nothing
@@ -151,7 +152,7 @@ def advance(
     decision = decide(workflow, task, outcome, execution.step_count)
     if decision.next_task is not None:
         next_task = workflow.task(decision.next_task)
-        created = store.add_step(
+        created = step_store.add_step(
             session, execution, next_task.id, now=now, cause=_plain(decision.cause)
         )
         return [publish_for(created, next_task)] if created is not None else []

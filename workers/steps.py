@@ -34,6 +34,7 @@ from workers.tools import ToolContext, run_tool
 from workflows.errors import StepFailed, StepTimedOut, TemplateError
 from workflows.model import ExecutionStatus, StepStatus, Task, Workflow
 from workflows.store import executions as store
+from workflows.store import steps as step_store
 from workflows.store.models import Event, Execution, Step, utcnow
 from workflows.templates import render
 
@@ -83,7 +84,7 @@ def run_step(rt: Runtime, step_id: str, *, worker: str, redelivered: bool = Fals
         if settled is not None:
             final_status = settled.status.value
         else:  # fenced off: say what the step is now (rare, one more read)
-            current = store.get_step(session, claim.step.id)
+            current = step_store.get_step(session, claim.step.id)
             final_status = current.status if current is not None else "unknown"
     _publish(rt, settled.publish if settled is not None else [])
     log_event(
@@ -109,7 +110,7 @@ def _claim(
     """Transaction 1: claim the step and read what rendering needs."""
     now = utcnow()
     with rt.sessions.begin() as session:
-        row = store.step_with_execution(session, step_id)
+        row = step_store.step_with_execution(session, step_id)
         if row is None:
             log_event("step.dropped", level=logging.WARNING, step_id=step_id, reason="unknown step")
             return None, [], "dropped"
@@ -123,7 +124,7 @@ def _claim(
         task = _task(workflow, found.task_id)
         timeout = step_timeout(task) if task is not None else 60.0
         lost = redelivered and found.status == StepStatus.RUNNING.value
-        step = store.claim_step(
+        step = step_store.claim_step(
             session,
             step_id,
             worker=worker,
@@ -198,7 +199,7 @@ def _give_up(
 
 def _queued_successor(session: Session, workflow: Workflow, step: Step) -> list[Publish]:
     """The step that followed ``step``, if it is still queued, to publish again."""
-    after = store.step_at(session, step.execution_id, step.seq + 1)
+    after = step_store.step_at(session, step.execution_id, step.seq + 1)
     if after is None or after.status != StepStatus.QUEUED.value:
         return []
     task = _task(workflow, after.task_id)
@@ -224,7 +225,7 @@ def build_context(
         event = _event_metadata(session, execution.event_id)
     context: dict[str, Any] = {
         "input": execution.input,
-        "tasks": store.task_results(session, execution.id),
+        "tasks": step_store.task_results(session, execution.id),
         "event": event,
         "workflow": {"id": workflow.id, "version": workflow.version},
         "execution": {"id": execution.id, "step": step.seq},

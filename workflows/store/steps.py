@@ -1,0 +1,267 @@
+"""Data functions for steps: the engine's claim, fenced record and next-step insert.
+
+Every function takes the caller's session and leaves the transaction to it.
+Writes that may race (a redelivered message, two workers) are conditional:
+inserts ignore a row that already exists, updates name the state they expect.
+The statements a step runs are built once, with bound parameters, and reused:
+building one costs more CPU than executing it (~0.18 ms against ~0.09 ms here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
+from functools import cache
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, Select, Table, Update, bindparam, func, select, update
+from sqlalchemy.orm import Session
+
+from workflows.ids import new_id
+from workflows.model import StepStatus
+from workflows.store.inserts import insert_or_nothing_for
+from workflows.store.models import Event, Execution, Step
+
+#: steps a worker may (re)start
+CLAIMABLE = (StepStatus.QUEUED.value, StepStatus.RETRYING.value)
+#: steps whose result a template may read
+FINISHED_WITH_RESULT = (
+    StepStatus.SUCCEEDED.value,
+    StepStatus.FAILED.value,
+    StepStatus.TIMED_OUT.value,
+)
+
+
+def get_step(session: Session, step_id: str) -> Step | None:
+    """The step as the database has it now, or None."""
+    return session.get(Step, step_id, populate_existing=True)
+
+
+def step_with_execution(
+    session: Session, step_id: str
+) -> tuple[Step, Execution, dict[str, Any]] | None:
+    """The step as the database has it now, its execution locked (PostgreSQL), its event.
+
+    :func:`get_step` then :func:`lock_execution` and the event's metadata
+    (``{"id", "name", "received_at"}``, ``{}`` without an event) in one round
+    trip: the step's row is read as the query found it, the execution's once locked.
+    """
+    row = session.execute(_step_with_execution(), {"p_step": step_id}).first()
+    if row is None:
+        return None
+    step, execution, name, received_at = row
+    event = (
+        {"id": execution.event_id, "name": name, "received_at": received_at.isoformat()}
+        if name is not None
+        else {}
+    )
+    return step, execution, event
+
+
+@cache
+def _step_with_execution() -> Select[Step, Execution, str, datetime]:
+    return (
+        select(Step, Execution, Event.name, Event.received_at)
+        .join(Execution, Execution.id == Step.execution_id)
+        .outerjoin(Event, Event.id == Execution.event_id)
+        .where(Step.id == bindparam("p_step"))
+        .with_for_update(of=Execution)
+        .execution_options(populate_existing=True)
+    )
+
+
+def add_step(
+    session: Session, execution: Execution, task_id: str, *, now: datetime, cause: Any = None
+) -> Step | None:
+    """Queue the next visit of ``task_id`` as the execution's next step.
+
+    The step takes position ``step_count + 1`` and visit ``visits so far + 1``
+    (counted in the INSERT itself: one round trip); the unique constraints make
+    a second insert for the same position a no-op (None is returned then).
+    ``execution.step_count`` is advanced.
+    """
+    seq = execution.step_count + 1
+    params = {
+        "p_id": new_id("stp"),
+        "p_execution": execution.id,
+        "p_task": task_id,
+        "p_seq": seq,
+        "p_cause": cause,
+        "p_now": now,
+    }
+    dialect = session.get_bind().dialect.name
+    created = session.scalars(
+        _add_step_statement(dialect), params, execution_options={"populate_existing": True}
+    ).first()
+    execution.step_count = seq
+    return created
+
+
+@cache
+def _add_step_statement(dialect: str) -> Any:
+    visits = (
+        select(func.count() + 1)
+        .select_from(Step)
+        .where(
+            Step.execution_id == bindparam("p_execution"),
+            Step.task_id == bindparam("p_task"),
+        )
+        .scalar_subquery()
+    )
+    return (
+        insert_or_nothing_for(dialect, Step)
+        .values(
+            id=bindparam("p_id", type_=Step.id.type),
+            execution_id=bindparam("p_execution", type_=Step.execution_id.type),
+            task_id=bindparam("p_task", type_=Step.task_id.type),
+            visit=visits,
+            seq=bindparam("p_seq", type_=Step.seq.type),
+            status=StepStatus.QUEUED.value,
+            attempts=0,
+            lost=0,
+            cause=bindparam("p_cause", type_=Step.cause.type),
+            queued_at=bindparam("p_now", type_=Step.queued_at.type),
+            publish_count=1,
+        )
+        .returning(Step)
+    )
+
+
+def queued_first_steps(session: Session, execution_ids: Sequence[str]) -> list[Step]:
+    """The first steps of these executions that are still queued (to publish, again or not)."""
+    if not execution_ids:
+        return []
+    rows = session.scalars(
+        select(Step).where(
+            Step.execution_id.in_(execution_ids),
+            Step.seq == 1,
+            Step.status == StepStatus.QUEUED.value,
+        )
+    )
+    return list(rows)
+
+
+def claim_step(
+    session: Session,
+    step_id: str,
+    *,
+    worker: str,
+    now: datetime,
+    lease_seconds: float,
+    lost: bool = False,
+) -> Step | None:
+    """Claim a step for one attempt; None when it is not claimable.
+
+    A queued or retrying step (whose ``not_before`` has come, give or take a
+    second of clock skew) moves to running with one more attempt. With
+    ``lost=True`` a running step is reclaimed as well: its previous worker died,
+    so ``lost`` grows by one.
+    """
+    params = {
+        "p_step": step_id,
+        "p_due": now + timedelta(seconds=1),
+        "p_lease": now + timedelta(seconds=lease_seconds),
+        "p_worker": worker,
+        "p_now": now,
+    }
+    # RETURNING the claimed row: no second read
+    return session.scalars(
+        _claim_statement(lost),
+        params,
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    ).first()
+
+
+@cache
+def _claim_statement(lost: bool) -> Update:
+    due: ColumnElement[bool] = Step.not_before.is_(None) | (
+        Step.not_before <= bindparam("p_due", type_=Step.not_before.type)
+    )
+    claimable = Step.status.in_(CLAIMABLE) & due
+    if lost:
+        claimable = claimable | (Step.status == StepStatus.RUNNING.value)
+    values: dict[str, Any] = {
+        "status": StepStatus.RUNNING.value,
+        "attempts": Step.attempts + 1,
+        "lease_until": bindparam("p_lease", type_=Step.lease_until.type),
+        "worker": bindparam("p_worker", type_=Step.worker.type),
+        "started_at": func.coalesce(
+            Step.started_at, bindparam("p_now", type_=Step.started_at.type)
+        ),
+        "not_before": None,
+    }
+    if lost:
+        values["lost"] = Step.lost + 1
+    return (
+        update(Step)
+        .where(Step.id == bindparam("p_step"), claimable)
+        .values(**values)
+        .returning(Step)
+    )
+
+
+def record_attempt(session: Session, step_id: str, attempt: int, values: Mapping[str, Any]) -> bool:
+    """Write an attempt's result, fenced: only while the step still runs that attempt.
+
+    ``values`` are column values (SQL expressions are not accepted here).
+    """
+    params = {**values, "p_step": step_id, "p_attempt": attempt}
+    # a Core UPDATE whose SET names the keys given: one statement per set of keys
+    result = session.connection().execute(_record_statement(), params)
+    return bool(result.rowcount)
+
+
+@cache
+def _record_statement() -> Update:
+    table = cast(Table, Step.__table__)
+    return update(table).where(
+        table.c.id == bindparam("p_step"),
+        table.c.status == StepStatus.RUNNING.value,
+        table.c.attempts == bindparam("p_attempt"),
+    )
+
+
+def task_results(session: Session, execution_id: str) -> dict[str, dict[str, Any]]:
+    """``{task_id: {"output", "status", "error"}}`` of finished steps, the latest visit winning."""
+    rows = session.execute(_task_results(), {"p_execution": execution_id})
+    return {
+        task_id: {"output": output, "status": status, "error": error}
+        for task_id, output, status, error in rows
+    }
+
+
+@cache
+def _task_results() -> Select[str, Any, str, Any]:
+    return (
+        select(Step.task_id, Step.output, Step.status, Step.error)
+        .where(
+            Step.execution_id == bindparam("p_execution"),
+            Step.status.in_(FINISHED_WITH_RESULT),
+        )
+        .order_by(Step.seq)
+    )
+
+
+def step_at(session: Session, execution_id: str, seq: int) -> Step | None:
+    """The execution's step at position ``seq``, or None."""
+    return session.scalars(
+        select(Step).where(Step.execution_id == execution_id, Step.seq == seq)
+    ).first()
+
+
+def steps_of(session: Session, execution_id: str) -> list[Step]:
+    """Every step of an execution, in order."""
+    return list(
+        session.scalars(select(Step).where(Step.execution_id == execution_id).order_by(Step.seq))
+    )
+
+
+def cancel_unfinished_steps(session: Session, execution_id: str, *, now: datetime) -> int:
+    """Cancel the execution's queued and retrying steps; running ones finish on their own."""
+    result = session.execute(
+        update(Step)
+        .where(Step.execution_id == execution_id, Step.status.in_(CLAIMABLE))
+        .values(status=StepStatus.CANCELLED.value, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
