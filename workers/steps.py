@@ -1,4 +1,4 @@
-"""Running one step: claim it, render its ``with``, run the tool or agent, record, move on.
+"""Running one step: claim it, run one attempt (:mod:`workers.attempts`), record, move on.
 
 Two transactions at most: the first claims the step (an exclusive conditional
 UPDATE) and reads what rendering needs; the second records the attempt, fenced
@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 from typing import Any
 
-from celery.exceptions import SoftTimeLimitExceeded
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy.orm import Session
 
+from workers.attempts import Claim, execute
 from workers.celery_app import HARD_LIMIT_GRACE, publish_step
 from workers.logs import log_event
 from workers.progress import (
@@ -30,28 +29,13 @@ from workers.progress import (
     step_timeout,
 )
 from workers.runtime import Runtime
-from workers.tools import ToolContext, run_tool
-from workflows.errors import StepFailed, StepTimedOut, TemplateError
 from workflows.model import ExecutionStatus, StepStatus, Task, Workflow
 from workflows.store import executions as store
 from workflows.store import steps as step_store
 from workflows.store.models import Event, Execution, Step, utcnow
-from workflows.templates import render
 
 #: seconds added to a step's lease beyond its hard time limit
 LEASE_MARGIN = 10.0
-
-
-@dataclass(frozen=True)
-class Claim:
-    """A step claimed for one attempt, with everything its run needs."""
-
-    step: Step
-    attempt: int
-    workflow: Workflow
-    task: Task
-    context: dict[str, Any]
-    event_id: str | None
 
 
 def run_step(rt: Runtime, step_id: str, *, worker: str, redelivered: bool = False) -> str:
@@ -65,7 +49,7 @@ def run_step(rt: Runtime, step_id: str, *, worker: str, redelivered: bool = Fals
     if claim is None:
         _publish(rt, publish)
         return outcome
-    result = _execute(claim)
+    result = execute(claim)
     now = utcnow()
     with rt.sessions.begin() as session:
         execution = store.lock_execution(session, claim.step.execution_id)
@@ -243,83 +227,6 @@ def _event_metadata(session: Session, event_id: str | None) -> dict[str, Any]:
     return {"id": found.id, "name": found.name, "received_at": found.received_at.isoformat()}
 
 
-def _execute(claim: Claim) -> Attempt:
-    """Render the task's ``with`` and run its tool or agent, outside any transaction."""
-    started = time.monotonic()
-    task, step = claim.task, claim.step
-    try:
-        value = render(dict(task.with_), claim.context)
-    except TemplateError as exc:
-        error = {"type": "template_error", "message": f"task {task.id!r} with: {exc.message}"}
-        return Attempt(ok=False, error=error)
-    except SoftTimeLimitExceeded:
-        return _timed_out(task, None, started)
-    usage: dict[str, Any] = {}
-    try:
-        if task.uses == "agent":
-            output, usage = _run_agent(claim, value)
-        else:
-            assert task.tool is not None
-            context = ToolContext(
-                idempotency_key=idempotency_key(step),
-                execution_id=step.execution_id,
-                task_id=task.id,
-                visit=step.visit,
-                attempt=claim.attempt,
-            )
-            output = run_tool(task.tool, value, context, timeout=step_timeout(task))
-    except StepTimedOut as exc:
-        return _timed_out(task, value, started, exc)
-    except SoftTimeLimitExceeded:
-        return _timed_out(task, value, started)
-    except StepFailed as exc:
-        return Attempt(
-            ok=False,
-            input=value,
-            error=exc.as_record(),
-            retryable=exc.retryable,
-            usage={**usage, "duration_ms": _ms(started)},
-        )
-    return Attempt(
-        ok=True, output=output, input=value, usage={**usage, "duration_ms": _ms(started)}
-    )
-
-
-def _run_agent(claim: Claim, value: Any) -> tuple[Any, dict[str, Any]]:
-    from workers.agents import run_agent
-
-    task = claim.task
-    assert task.agent is not None
-    result = run_agent(
-        task.agent,
-        task.action or "default",
-        value,
-        idempotency_key=idempotency_key(claim.step),
-        timeout=step_timeout(task),
-    )
-    usage = result.usage if isinstance(result.usage, dict) else {"usage": result.usage}
-    return result.output, dict(usage)
-
-
-def _timed_out(task: Task, value: Any, started: float, exc: StepTimedOut | None = None) -> Attempt:
-    error = (
-        exc or StepTimedOut(f"task {task.id!r} outlived its timeout of {step_timeout(task):g}s")
-    ).as_record()
-    return Attempt(
-        ok=False,
-        input=value,
-        error=error,
-        retryable=True,
-        failure_status=StepStatus.TIMED_OUT,
-        usage={"duration_ms": _ms(started)},
-    )
-
-
-def idempotency_key(step: Step) -> str:
-    """``<execution_id>:<task_id>:<visit>``: stable across attempts and redeliveries."""
-    return f"{step.execution_id}:{step.task_id}:{step.visit}"
-
-
 def _task(workflow: Workflow | None, task_id: str) -> Task | None:
     if workflow is None:
         return None
@@ -337,10 +244,6 @@ def _dropped(step: Step, reason: str) -> None:
         task_id=step.task_id,
         reason=reason,
     )
-
-
-def _ms(started: float) -> int:
-    return round((time.monotonic() - started) * 1000)
 
 
 def _publish(rt: Runtime, messages: list[Publish]) -> None:
