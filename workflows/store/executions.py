@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from workflows.model import EventStatus, ExecutionStatus, StepStatus
@@ -31,13 +32,24 @@ UNFINISHED = (StepStatus.QUEUED.value, StepStatus.RETRYING.value, StepStatus.RUN
 
 
 def lock_event(session: Session, event_id: str) -> Event | None:
-    """The event, locked until the transaction ends (PostgreSQL), or None."""
-    return session.get(Event, event_id, with_for_update=True, populate_existing=True)
+    """The event, re-read and locked until the transaction ends (PostgreSQL), or None."""
+    return session.scalars(_locked(Event), {"p_id": event_id}).first()
 
 
 def lock_execution(session: Session, execution_id: str) -> Execution | None:
-    """The execution, locked until the transaction ends (PostgreSQL), or None."""
-    return session.get(Execution, execution_id, with_for_update=True, populate_existing=True)
+    """The execution, re-read and locked until the transaction ends (PostgreSQL), or None."""
+    return session.scalars(_locked(Execution), {"p_id": execution_id}).first()
+
+
+@cache
+def _locked(model: type[Event] | type[Execution]) -> Select[Any]:
+    """``SELECT ... FOR UPDATE`` of one row by id, refreshing a loaded object; built once."""
+    return (
+        select(model)
+        .where(model.id == bindparam("p_id"))
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 def create_execution(session: Session, values: Mapping[str, Any]) -> bool:
