@@ -91,7 +91,7 @@ def _create_execution(
         return 0
     execution = store.lock_execution(session, execution_id)
     assert execution is not None
-    step_store.add_step(session, execution, workflow.first_task.id, now=now)
+    step_store.queue_step(session, execution, workflow.first_task.id, now=now)
     if route.get("version") not in (None, workflow.version):
         log_event(
             "dispatch.version_changed",

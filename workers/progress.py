@@ -152,10 +152,12 @@ def advance(
     decision = decide(workflow, task, outcome, execution.step_count)
     if decision.next_task is not None:
         next_task = workflow.task(decision.next_task)
-        created = step_store.add_step(
+        created = step_store.queue_step(
             session, execution, next_task.id, now=now, cause=_plain(decision.cause)
         )
-        return [publish_for(created, next_task)] if created is not None else []
+        if created is None:
+            return []
+        return [Publish(created, next_task.uses, step_timeout(next_task))]
     status = ExecutionStatus(decision.status)
     output: Any = result.output if result.ok else None
     error = _plain(decision.error)

@@ -70,15 +70,15 @@ def _step_with_execution() -> Select[Step, Execution, str, datetime]:
     )
 
 
-def add_step(
+def queue_step(
     session: Session, execution: Execution, task_id: str, *, now: datetime, cause: Any = None
-) -> Step | None:
-    """Queue the next visit of ``task_id`` as the execution's next step.
+) -> str | None:
+    """Queue the next visit of ``task_id`` as the execution's next step; its id, or None.
 
     The step takes position ``step_count + 1`` and visit ``visits so far + 1``
-    (counted in the INSERT itself: one round trip); the unique constraints make
-    a second insert for the same position a no-op (None is returned then).
-    ``execution.step_count`` is advanced.
+    (counted in the INSERT itself: one round trip, a Core statement returning
+    only the id); the unique constraints make a second insert for the same
+    position a no-op (None is returned then). ``execution.step_count`` is advanced.
     """
     seq = execution.step_count + 1
     params = {
@@ -90,40 +90,47 @@ def add_step(
         "p_now": now,
     }
     dialect = session.get_bind().dialect.name
-    created = session.scalars(
-        _add_step_statement(dialect), params, execution_options={"populate_existing": True}
-    ).first()
+    row = session.connection().execute(_queue_step_statement(dialect), params).first()
     execution.step_count = seq
-    return created
+    return str(row[0]) if row is not None else None
+
+
+def add_step(
+    session: Session, execution: Execution, task_id: str, *, now: datetime, cause: Any = None
+) -> Step | None:
+    """:func:`queue_step`, returning the new step's row (one more read), or None."""
+    step_id = queue_step(session, execution, task_id, now=now, cause=cause)
+    return session.get(Step, step_id) if step_id is not None else None
 
 
 @cache
-def _add_step_statement(dialect: str) -> Any:
+def _queue_step_statement(dialect: str) -> Any:
+    table = cast(Table, Step.__table__)
     visits = (
         select(func.count() + 1)
-        .select_from(Step)
+        .select_from(table)
         .where(
-            Step.execution_id == bindparam("p_execution"),
-            Step.task_id == bindparam("p_task"),
+            table.c.execution_id == bindparam("p_execution"),
+            table.c.task_id == bindparam("p_task"),
         )
         .scalar_subquery()
     )
     return (
-        insert_or_nothing_for(dialect, Step)
+        insert_or_nothing_for(dialect, table)
         .values(
-            id=bindparam("p_id", type_=Step.id.type),
-            execution_id=bindparam("p_execution", type_=Step.execution_id.type),
-            task_id=bindparam("p_task", type_=Step.task_id.type),
+            id=bindparam("p_id", type_=table.c.id.type),
+            execution_id=bindparam("p_execution", type_=table.c.execution_id.type),
+            task_id=bindparam("p_task", type_=table.c.task_id.type),
             visit=visits,
-            seq=bindparam("p_seq", type_=Step.seq.type),
+            seq=bindparam("p_seq", type_=table.c.seq.type),
             status=StepStatus.QUEUED.value,
             attempts=0,
             lost=0,
-            cause=bindparam("p_cause", type_=Step.cause.type),
-            queued_at=bindparam("p_now", type_=Step.queued_at.type),
+            cause=bindparam("p_cause", type_=table.c.cause.type),
+            queued_at=bindparam("p_now", type_=table.c.queued_at.type),
             publish_count=1,
         )
-        .returning(Step)
+        .returning(table.c.id)
     )
 
 
