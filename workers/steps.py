@@ -108,20 +108,21 @@ def _claim(
         task = _task(workflow, found.task_id)
         timeout = step_timeout(task) if task is not None else 60.0
         lost = redelivered and found.status == StepStatus.RUNNING.value
-        step = step_store.claim_step(
+        claimed = step_store.claim_step(
             session,
-            step_id,
+            found,
             worker=worker,
             now=now,
             lease_seconds=timeout + HARD_LIMIT_GRACE + LEASE_MARGIN,
             lost=lost,
         )
-        if step is None:
+        if not claimed:
             _dropped(found, f"step is {found.status}")
             if redelivered and workflow is not None and StepStatus(found.status).finished:
                 # its worker may have died between commit and publish: publish what followed
                 return None, _queued_successor(session, workflow, found), "republished"
             return None, [], "dropped"
+        step = found  # now holding the claimed row
         if execution.started_at is None:
             execution.started_at = now
         execution.status = ExecutionStatus.RUNNING.value

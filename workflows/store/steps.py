@@ -16,6 +16,7 @@ from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Select, Table, Update, bindparam, func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from workflows.ids import new_id
 from workflows.model import StepStatus
@@ -150,60 +151,63 @@ def queued_first_steps(session: Session, execution_ids: Sequence[str]) -> list[S
 
 def claim_step(
     session: Session,
-    step_id: str,
+    step: Step,
     *,
     worker: str,
     now: datetime,
     lease_seconds: float,
     lost: bool = False,
-) -> Step | None:
-    """Claim a step for one attempt; None when it is not claimable.
+) -> bool:
+    """Claim ``step`` (a row of this session) for one attempt; False when it is not claimable.
 
     A queued or retrying step (whose ``not_before`` has come, give or take a
     second of clock skew) moves to running with one more attempt. With
     ``lost=True`` a running step is reclaimed as well: its previous worker died,
-    so ``lost`` grows by one.
+    so ``lost`` grows by one. A claimed ``step`` holds the row the UPDATE
+    returned, as if loaded (a Core statement: no ORM load, no second read).
     """
     params = {
-        "p_step": step_id,
+        "p_step": step.id,
         "p_due": now + timedelta(seconds=1),
         "p_lease": now + timedelta(seconds=lease_seconds),
         "p_worker": worker,
         "p_now": now,
     }
-    # RETURNING the claimed row: no second read
-    return session.scalars(
-        _claim_statement(lost),
-        params,
-        execution_options={"synchronize_session": False, "populate_existing": True},
-    ).first()
+    row = session.connection().execute(_claim_statement(lost), params).mappings().first()
+    if row is None:
+        return False
+    for key, value in row.items():
+        set_committed_value(step, key, value)
+    return True
 
 
 @cache
 def _claim_statement(lost: bool) -> Update:
-    due: ColumnElement[bool] = Step.not_before.is_(None) | (
-        Step.not_before <= bindparam("p_due", type_=Step.not_before.type)
+    table = cast(Table, Step.__table__)
+    column = table.c
+    due: ColumnElement[bool] = column.not_before.is_(None) | (
+        column.not_before <= bindparam("p_due", type_=column.not_before.type)
     )
-    claimable = Step.status.in_(CLAIMABLE) & due
+    claimable = column.status.in_(CLAIMABLE) & due
     if lost:
-        claimable = claimable | (Step.status == StepStatus.RUNNING.value)
+        claimable = claimable | (column.status == StepStatus.RUNNING.value)
     values: dict[str, Any] = {
         "status": StepStatus.RUNNING.value,
-        "attempts": Step.attempts + 1,
-        "lease_until": bindparam("p_lease", type_=Step.lease_until.type),
-        "worker": bindparam("p_worker", type_=Step.worker.type),
+        "attempts": column.attempts + 1,
+        "lease_until": bindparam("p_lease", type_=column.lease_until.type),
+        "worker": bindparam("p_worker", type_=column.worker.type),
         "started_at": func.coalesce(
-            Step.started_at, bindparam("p_now", type_=Step.started_at.type)
+            column.started_at, bindparam("p_now", type_=column.started_at.type)
         ),
         "not_before": None,
     }
     if lost:
-        values["lost"] = Step.lost + 1
+        values["lost"] = column.lost + 1
     return (
-        update(Step)
-        .where(Step.id == bindparam("p_step"), claimable)
+        update(table)
+        .where(column.id == bindparam("p_step"), claimable)
         .values(**values)
-        .returning(Step)
+        .returning(*table.columns)
     )
 
 
@@ -230,7 +234,7 @@ def _record_statement() -> Update:
 
 def task_results(session: Session, execution_id: str) -> dict[str, dict[str, Any]]:
     """``{task_id: {"output", "status", "error"}}`` of finished steps, the latest visit winning."""
-    rows = session.execute(_task_results(), {"p_execution": execution_id})
+    rows = session.connection().execute(_task_results(), {"p_execution": execution_id})
     return {
         task_id: {"output": output, "status": status, "error": error}
         for task_id, output, status, error in rows
