@@ -56,7 +56,7 @@ def make_baseline(broker_url: str, queue: str, marks_dir: Path) -> Celery:
         """A no-op step: record when it ran."""
         _mark(marks_dir, run, index)
 
-    app.task(name=HOP_TASK)(hop)
+    app.task(name=HOP_TASK, shared=False)(hop)  # this app only: every round builds one
     return app
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.baseline import read_marks
+from benchmarks.baseline import HOP_TASK, SHARED_SETTINGS, make_baseline, read_marks
 from benchmarks.compare import compare
 from benchmarks.drain import DrainPlan
 from benchmarks.errors import BenchmarkError
@@ -37,8 +37,10 @@ from benchmarks.results import (
     ProfileEntry,
 )
 from benchmarks.stats import Summary, paired_ratio, percentile, ratio, steady_rate
+from workers.celery_app import make_celery
 from workflows.loader import load_project
 from workflows.registry import TriggerRegistry
+from workflows.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -270,3 +272,16 @@ def test_a_drain_with_too_few_steps_gives_no_rate() -> None:
     plan = DrainPlan(round=1, workers=1, concurrency=2, executions=10, steps=10, limit=4.0)
     with pytest.raises(BenchmarkError, match="finished 3 steps in 4 s"):
         plan.result("celery", [1.0], [1.0, 2.0, 3.0])
+
+
+def test_baseline_runs_with_heralds_celery_settings(tmp_path: Path) -> None:
+    herald = make_celery(Settings(broker_url="memory://", database_url="sqlite://"))
+    first = make_baseline("memory://", "q.raw", tmp_path / "one")
+    second = make_baseline("memory://", "q.raw", tmp_path / "two")  # no duplicate task warning
+    for app in (first, second):
+        assert {key: app.conf[key] for key in SHARED_SETTINGS} == {
+            key: herald.conf[key] for key in SHARED_SETTINGS
+        }
+        assert app.conf.task_acks_late is True
+        assert app.conf.worker_prefetch_multiplier == 1
+    assert [name for name in second.tasks if name.startswith("bench.")] == [HOP_TASK]
