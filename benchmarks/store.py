@@ -28,12 +28,12 @@ def count_events(session: Session, name: str) -> int:
     return session.scalar(select(func.count()).select_from(Event).where(Event.name == name)) or 0
 
 
-def count_finished(session: Session, execution_ids: Sequence[str] | None = None) -> int:
-    """Executions (of ``execution_ids``, or all) that will run no more steps."""
+def count_finished(session: Session, execution_ids: Sequence[str]) -> int:
+    """How many of these executions will run no more steps."""
     finished = [s.value for s in ExecutionStatus if s.finished]
-    query = select(func.count()).select_from(Execution).where(Execution.status.in_(finished))
-    if execution_ids is not None:
-        query = query.where(Execution.id.in_(execution_ids))
+    query = select(func.count()).where(
+        Execution.id.in_(execution_ids), Execution.status.in_(finished)
+    )
     return session.scalar(query) or 0
 
 
@@ -49,13 +49,13 @@ def execution_results(
     return {id_: (status, _ts(done) or 0.0) for id_, status, done in rows}
 
 
-def step_times(session: Session, execution_ids: Sequence[str] | None = None) -> list[StepTimes]:
-    """The timings of every step (of ``execution_ids``, or all), in execution and step order."""
-    query = select(Step.execution_id, Step.seq, Step.started_at, Step.finished_at).order_by(
-        Step.execution_id, Step.seq
+def step_times(session: Session, execution_ids: Sequence[str]) -> list[StepTimes]:
+    """The timings of these executions' steps, in execution and step order."""
+    query = (
+        select(Step.execution_id, Step.seq, Step.started_at, Step.finished_at)
+        .where(Step.execution_id.in_(execution_ids))
+        .order_by(Step.execution_id, Step.seq)
     )
-    if execution_ids is not None:
-        query = query.where(Step.execution_id.in_(execution_ids))
     return [
         StepTimes(execution_id, seq, _ts(started), _ts(finished))
         for execution_id, seq, started, finished in session.execute(query)
