@@ -240,7 +240,12 @@ class Sweeper:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            run_once_logged(self.rt)
+            try:
+                run_once_logged(self.rt)
+            except Exception:
+                # A bug in one pass must not end recovery for the life of the process:
+                # log it with its traceback and sweep again at the next interval.
+                logging.getLogger("herald.sweep").exception("sweep pass crashed")
             self._stop.wait(self.interval)
 
 

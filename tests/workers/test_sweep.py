@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, text
 
-from tests.workers.conftest import accept, drain
+from tests.workers.conftest import accept, drain, wait_for
 from workers import dispatch, steps, sweep
 from workers.celery_app import DISPATCH_TASK, STEP_TASK
 from workers.runtime import Runtime
@@ -127,3 +128,24 @@ def test_an_unrouted_or_dispatched_event_is_left_alone(rt: Runtime) -> None:
     assert report.events == []
     with rt.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Event)) == 2
+
+
+def test_a_crashing_pass_does_not_end_the_sweeper_thread(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passes: list[str] = []
+
+    def flaky(_rt: Runtime) -> None:
+        passes.append("crash" if not passes else "ok")
+        if len(passes) == 1:
+            raise RuntimeError("a bug in one pass")
+
+    monkeypatch.setattr(sweep, "run_once_logged", flaky)
+    sweeper = sweep.Sweeper(rt, interval=0.01)
+    sweeper.start()
+    try:
+        wait_for(lambda: len(passes) >= 2, timeout=5, what="a second sweep pass")
+    finally:
+        sweeper._stop.set()
+        sweeper._thread.join(5)
+    assert passes[:2] == ["crash", "ok"]
