@@ -90,7 +90,7 @@ def command(
         logs.log_event("worker.agent_unavailable", level=logging.WARNING, problem=line)
     celery: Celery = make_celery(settings)
     celery.steps["worker"].add(SweepStep)
-    node = host_format(default_nodename(hostname or f"herald-{uuid.uuid4().hex[:8]}"))
+    node = host_format(default_nodename(hostname or f"herald-{uuid.uuid4().hex[:8]}@%h"))
     # a threads pool shares one engine between its threads: one connection each
     pool_size = (concurrency or os.cpu_count() or 2) if pool == "threads" else 2
     runtime.configure(settings, project, celery=celery, pool_size=pool_size)
