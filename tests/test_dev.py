@@ -14,10 +14,9 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes
 from pathlib import Path
@@ -25,6 +24,7 @@ from typing import Any, TypeVar
 
 import pytest
 
+from tests.support import free_port, wait_for
 from tests.test_examples import EXAMPLES, SEED_EVENT
 
 HERALD = Path(sys.executable).with_name("herald")
@@ -32,24 +32,6 @@ TOKEN = "test-token"  # the dev default, as the seed's curl uses it
 T = TypeVar("T")
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def wait_for(what: str, check: Callable[[], T | None], timeout: float = 60.0) -> T:
-    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.1)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

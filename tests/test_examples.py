@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
+from tests.support import SEED_ORDER
 from workflows.registry import Definitions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,21 +29,7 @@ EXAMPLES = ROOT / "examples"
 #: the seed's "Complete Order Processing System" event, verbatim
 SEED_EVENT: dict[str, Any] = {
     "name": "order.created",
-    "payload": {
-        "orderId": "order_12345",
-        "customerId": "customer_67890",
-        "customerEmail": "customer@example.com",
-        "items": [
-            {"productId": "prod_001", "name": "Wireless Headphones", "quantity": 1, "price": 99.99}
-        ],
-        "totalAmount": 99.99,
-        "shippingAddress": {
-            "street": "123 Main St",
-            "city": "New York",
-            "zipCode": "10001",
-            "country": "US",
-        },
-    },
+    "payload": SEED_ORDER,
 }
 
 

@@ -15,25 +15,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import Engine, func, select
 
 from app import create_app
+from tests.support import SEED_ORDER
 from workflows.settings import ApiToken, Settings
 from workflows.store.models import Event, Rejection
-
-#: the payload of the seed's "Complete Order Processing System" curl
-SEED_ORDER: dict[str, Any] = {
-    "orderId": "order_12345",
-    "customerId": "customer_67890",
-    "customerEmail": "customer@example.com",
-    "items": [
-        {"productId": "prod_001", "name": "Wireless Headphones", "quantity": 1, "price": 99.99}
-    ],
-    "totalAmount": 99.99,
-    "shippingAddress": {
-        "street": "123 Main St",
-        "city": "New York",
-        "zipCode": "10001",
-        "country": "US",
-    },
-}
 
 #: every workflow of the seed fixture subscribed to order.created
 ORDER_CREATED_WORKFLOWS = {

@@ -1,0 +1,50 @@
+"""Helpers shared by the tests that drive real processes: the seed's event, polling, ports."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import pytest
+
+T = TypeVar("T")
+
+#: the payload of the seed's "Complete Order Processing System" curl, verbatim
+SEED_ORDER: dict[str, Any] = {
+    "orderId": "order_12345",
+    "customerId": "customer_67890",
+    "customerEmail": "customer@example.com",
+    "items": [
+        {"productId": "prod_001", "name": "Wireless Headphones", "quantity": 1, "price": 99.99}
+    ],
+    "totalAmount": 99.99,
+    "shippingAddress": {
+        "street": "123 Main St",
+        "city": "New York",
+        "zipCode": "10001",
+        "country": "US",
+    },
+}
+
+
+def wait_for(
+    what: str, check: Callable[[], T | None], timeout: float = 60.0, interval: float = 0.1
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now, on 127.0.0.1."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
