@@ -14,6 +14,11 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def path_id(name: str) -> list[dict[str, Any]]:
+    """The ``parameters`` of a path with one string id segment named ``name``."""
+    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
 def json_body(schema: dict[str, Any], description: str) -> dict[str, Any]:
     """A JSON response with ``schema``."""
     return {"description": description, "content": {"application/json": {"schema": schema}}}

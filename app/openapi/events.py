@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.envelope import MAX_KEY, MAX_NAME, NAME
-from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_body, ref
+from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_body, path_id, ref
 
 EVENT_NAME = {"type": "string", "pattern": f"^{NAME.pattern}$", "maxLength": MAX_NAME}
 
@@ -90,14 +90,7 @@ EVENTS: Section = {
                 "operationId": "getEvent",
                 "summary": "One event, its planned executions and their current status.",
                 "security": [{"bearer": []}],
-                "parameters": [
-                    {
-                        "name": "event_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
+                "parameters": path_id("event_id"),
                 "responses": {
                     "200": json_body(ref("EventResponse"), "The event."),
                     "404": error("No such event."),

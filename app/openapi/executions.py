@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_body, ref
+from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_body, path_id, ref
 
-_ID = [{"name": "execution_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+_ID = path_id("execution_id")
 
 
 def _control(operation_id: str, summary: str) -> dict[str, Any]:

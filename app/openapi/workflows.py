@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.openapi.common import ERRORS_READ, Section, error, json_body, ref
+from app.openapi.common import ERRORS_READ, Section, error, json_body, path_id, ref
 
 WORKFLOWS: Section = {
     "paths": {
@@ -22,14 +22,7 @@ WORKFLOWS: Section = {
                 "operationId": "getWorkflow",
                 "summary": "One workflow: triggers with their schemas, tasks with transitions.",
                 "security": [{"bearer": []}],
-                "parameters": [
-                    {
-                        "name": "workflow_id",
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                ],
+                "parameters": path_id("workflow_id"),
                 "responses": {
                     "200": json_body(ref("WorkflowResponse"), "The workflow."),
                     "404": error("No such workflow."),
