@@ -23,7 +23,7 @@ from app.api.common import (
     refuse_unknown_query,
     time_param,
 )
-from app.auth import require_event, require_scope
+from app.auth import require_event, require_scope, visibility
 from app.envelope import read_envelope
 from app.errors import EventRejected, NotFound, ValidationFailed
 from app.intake import RequestMeta, accept
@@ -105,11 +105,14 @@ def _audit(exc: EventRejected, token: ApiToken | None, name: str | None) -> None
 
 @bp.get("/events/<event_id>")
 def get_event(event_id: str) -> Response:
-    """One event with its planned executions and, where they exist, their status."""
-    authorize("events:read")
+    """One event with its planned executions and, where they exist, their status.
+
+    An event the token may not see is "not found", as one that does not exist.
+    """
+    seen = visibility(authorize("events:read"), "events")
     with state().sessions() as session:
         event = store.get_event(session, event_id)
-        if event is None:
+        if event is None or not seen.allows(event):
             raise NotFound(f"no event with id {event_id!r}", details={"event_id": event_id})
         ids = [r["execution_id"] for r in event.routes]
         statuses = store.execution_statuses(session, ids)
@@ -118,8 +121,12 @@ def get_event(event_id: str) -> Response:
 
 @bp.get("/events")
 def list_events() -> Response:
-    """Events, newest first, filtered by name, status and time; cursor-paginated."""
-    authorize("events:read")
+    """Events, newest first, filtered by name, status and time; cursor-paginated.
+
+    Only those the token may see: its own (every token's with ``events:read:all``),
+    with names its patterns match.
+    """
+    seen = visibility(authorize("events:read"), "events")
     limit, before_id = page_params()
     where = store.EventFilter(
         name=request.args.get("name"),
@@ -131,7 +138,7 @@ def list_events() -> Response:
     if where.since and where.until and where.since > where.until:
         raise ValidationFailed("`since` is after `until`", details={"field": "since"})
     with state().sessions() as session:
-        rows = store.list_events(session, where, limit + 1)
+        rows = store.list_events(session, where, limit + 1, visible=seen.events_clause())
     kept, next_cursor = page(rows, limit, key=lambda e: e.id)
     return ok({"events": [event_json(e) for e in kept], "next_cursor": next_cursor})
 

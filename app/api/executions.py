@@ -7,6 +7,10 @@ newest first with filters and the events list's cursor pagination.
 are cancelled; a running one finishes but starts nothing). ``POST .../retry``
 resumes a failed execution from its failed step: a new visit of that task,
 published after commit (the recovery sweep publishes it if the broker is down).
+
+A token sees and acts on the executions its own events started, unless it holds
+``executions:read:all``; an execution it may not see is "not found" (404) to it,
+as one that does not exist, so that ids tell nothing.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 
 from app.api.common import authorize, choice_param, iso, ok, page, page_params
+from app.auth import visibility
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.logs import log_event
 from app.state import state
 from workers.celery_app import publish_step
 from workflows.model import ExecutionStatus
+from workflows.settings import ApiToken
 from workflows.store import executions as store
 from workflows.store.models import Execution, Step, utcnow
 
@@ -33,7 +39,7 @@ bp = Blueprint("executions", __name__)
 @bp.get("/executions/<execution_id>")
 def get_execution(execution_id: str) -> Response:
     """One execution with its steps."""
-    authorize("executions:read")
+    seen = visibility(authorize("executions:read"), "executions")
     execution_id = _id(execution_id)
     with state().sessions() as session:
         execution = session.get(Execution, execution_id)
@@ -42,6 +48,8 @@ def get_execution(execution_id: str) -> Response:
             execution = store.planned_execution(session, execution_id)
             if execution is None:
                 raise _not_found(execution_id)
+        if not seen.allows_execution(session, execution):
+            raise _not_found(execution_id)
         steps = store.steps_of(session, execution_id)
     return ok(execution_json(execution, steps))
 
@@ -49,7 +57,7 @@ def get_execution(execution_id: str) -> Response:
 @bp.get("/executions")
 def list_executions() -> Response:
     """Executions newest first, filtered by workflow, status and event; cursor-paginated."""
-    authorize("executions:read")
+    seen = visibility(authorize("executions:read"), "executions")
     limit, before_id = page_params()
     status = choice_param("status", [s.value for s in ExecutionStatus])
     with state().sessions() as session:
@@ -60,6 +68,7 @@ def list_executions() -> Response:
             event=_text_param("event_id"),
             after=before_id,
             limit=limit + 1,
+            visible=seen.executions_clause(),
         )
     kept, next_cursor = page(rows, limit, key=lambda e: e.id)
     return ok({"executions": [execution_json(e) for e in kept], "next_cursor": next_cursor})
@@ -74,6 +83,7 @@ def cancel_execution(execution_id: str) -> Response:
     """
     token = authorize("executions:write")
     execution_id = _id(execution_id)
+    _require_visible(token, execution_id)
     with state().sessions.begin() as session:
         execution = store.lock_execution(session, execution_id)
         if execution is None:
@@ -105,6 +115,7 @@ def retry_execution(execution_id: str) -> Response:
     """Resume a failed execution from its failed step; 409 unless it failed at a step."""
     token = authorize("executions:write")
     execution_id = _id(execution_id)
+    _require_visible(token, execution_id)
     st = state()
     project = st.definitions.project
     with st.sessions.begin() as session:
@@ -158,6 +169,23 @@ def retry_execution(execution_id: str) -> Response:
         request_id=g.request_id,
     )
     return ok(execution_json(execution, steps), status=202)
+
+
+def _require_visible(token: ApiToken, execution_id: str) -> None:
+    """404 unless ``token`` may act on the execution (an unknown one is left to the caller).
+
+    Checked before the change, in a read of its own: which event started an
+    execution, and which token sent that event, never change.
+    """
+    seen = visibility(token, "executions")
+    if seen.everything:
+        return
+    with state().sessions() as session:
+        execution = session.get(Execution, execution_id) or store.planned_execution(
+            session, execution_id
+        )
+        if execution is not None and not seen.allows_execution(session, execution):
+            raise _not_found(execution_id)
 
 
 def _not_found(execution_id: str) -> NotFound:

@@ -5,6 +5,14 @@ from __future__ import annotations
 from app.envelope import MAX_KEY, MAX_NAME, NAME
 from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_body, path_id, ref
 
+#: who reads which events: said on every read operation
+READ_SCOPE = (
+    "Needs `events:read`. A token sees only the events it sent, unless it holds "
+    "`events:read:all` (or `*`); in both cases only events whose name matches one of "
+    "its event-name patterns. An event it may not see is answered 404, like one that "
+    "does not exist."
+)
+
 EVENT_NAME = {"type": "string", "pattern": f"^{NAME.pattern}$", "maxLength": MAX_NAME}
 
 EVENTS: Section = {
@@ -53,6 +61,7 @@ EVENTS: Section = {
             "get": {
                 "operationId": "listEvents",
                 "summary": "Events, newest first, with filters and cursor pagination.",
+                "description": READ_SCOPE,
                 "security": [{"bearer": []}],
                 "parameters": [
                     {"name": "name", "in": "query", "schema": {"type": "string"}},
@@ -89,11 +98,12 @@ EVENTS: Section = {
             "get": {
                 "operationId": "getEvent",
                 "summary": "One event, its planned executions and their current status.",
+                "description": READ_SCOPE,
                 "security": [{"bearer": []}],
                 "parameters": path_id("event_id"),
                 "responses": {
                     "200": json_body(ref("EventResponse"), "The event."),
-                    "404": error("No such event."),
+                    "404": error("No such event, or one this token may not see."),
                     **ERRORS_READ,
                 },
             }

@@ -195,7 +195,7 @@ def test_retry_of_a_succeeded_execution_is_409(api: FlaskClient, engine_rt: Runt
 
 
 def test_control_needs_the_write_scope(make_app: Callable[..., Flask], engine_rt: Runtime) -> None:
-    reader = ApiToken(name="reader", secret="read-only", scopes=frozenset({"executions:read"}))
+    reader = ApiToken(name="reader", secret="read-only", scopes=frozenset({"executions:read:all"}))
     app = make_app(project_dir=ENGINE_DIR, api_tokens=(reader,))
     chain, _ = _start(engine_rt, "engine.chain", {"value": 1})
     headers = {"Authorization": "Bearer read-only"}

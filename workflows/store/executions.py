@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import ColumnElement, Select, bindparam, select
 from sqlalchemy.orm import Session
 
 from workflows.model import EventStatus, ExecutionStatus, StepStatus
@@ -80,9 +80,15 @@ def list_executions(
     event: str | None = None,
     after: str | None = None,
     limit: int = 50,
+    visible: ColumnElement[bool] | None = None,
 ) -> list[Execution]:
-    """Executions newest first, filtered; ``after`` is the last id of the previous page."""
+    """Executions newest first, filtered; ``after`` is the last id of the previous page.
+
+    ``visible`` keeps only what the reader may see (:mod:`workflows.store.visibility`).
+    """
     query = select(Execution).order_by(Execution.id.desc()).limit(limit)
+    if visible is not None:
+        query = query.where(visible)
     if workflow:
         query = query.where(Execution.workflow_id == workflow)
     if status:

@@ -62,6 +62,7 @@ class Event(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     #: the executions planned at accept time: [{"workflow_id", "version", "execution_id"}]
     routes: Mapped[list[Any]]
+    #: the API token that sent it: what it may read back (workflows.store.visibility)
     token_name: Mapped[str] = mapped_column(String(100))
     client_addr: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64))
@@ -75,6 +76,8 @@ class Event(Base):
 
     __table_args__ = (
         UniqueConstraint("token_name", "idempotency_key", name="uq_events_token_idempotency"),
+        # a token that reads only its own events lists them newest first
+        Index("ix_events_token_name_id", "token_name", "id"),
     )
 
 
