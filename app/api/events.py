@@ -48,7 +48,7 @@ def post_event() -> Response:
         require_scope(token, "events:write")
         st.limiter.check(token.name)
         refuse_unknown_query()
-        envelope = read_envelope(request, st.settings.max_body_bytes)
+        envelope = read_envelope(request, st.settings.max_body_bytes, st.settings.max_depth)
         name = envelope.name
         meta = RequestMeta(token.name, request.remote_addr, g.request_id)
         log_event(

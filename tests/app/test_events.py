@@ -146,6 +146,22 @@ REFUSALS = [
         "body",
     ),
     (
+        "deeper than HERALD_MAX_DEPTH",
+        b'{"name": "a.b", "payload": {"a": ' + b"[" * 99 + b"]" * 99 + b"}}",
+        {},
+        400,
+        "validation_error",
+        "payload",
+    ),
+    (
+        "NUL 400 levels down",
+        b'{"name": "a.b", "payload": {"a": ' + b"[" * 399 + b'"\\u0000"' + b"]" * 399 + b"}}",
+        {},
+        400,
+        "validation_error",
+        "payload",
+    ),
+    (
         "not utf-8",
         b'{"name": "a.b", "payload": {"x": "\xff"}}',
         {},
@@ -247,6 +263,18 @@ def test_refusals(
     sender = {"Bearer orders": "orders", "Bearer reader": "reader"}
     expected = None if status == 401 else sender.get(headers.get("Authorization", ""), "test")
     assert rejection.token_name == expected
+
+
+def test_max_depth_is_configurable(make_app: Callable[..., Flask], clean_db: Engine) -> None:
+    client = make_app(max_depth=3).test_client()
+
+    fits = post(client, {"name": "a.b", "payload": {"a": {"b": {"c": 1}}}})
+    deeper = post(client, {"name": "a.b", "payload": {"a": {"b": {"c": []}}}})
+
+    assert fits.status_code == 202
+    assert deeper.status_code == 400
+    details = deeper.get_json()["error"]["details"]
+    assert details == {"field": "payload", "path": "/a/b/c", "max_depth": 3}
 
 
 def test_too_large_is_refused_from_content_length_before_reading(
