@@ -52,7 +52,8 @@ EVENTS: Section = {
                     "415": error("The body is not `application/json`."),
                     "422": json_body(
                         ref("SchemaValidationError"),
-                        "The payload fails a subscribed workflow's schema; nothing started.",
+                        "The payload fails a subscribed workflow's schema; nothing started. "
+                        "At most HERALD_MAX_ERRORS (20) errors per workflow, and how many more.",
                     ),
                     "429": ERRORS_READ["429"],
                     "503": error("The database is unavailable; nothing was accepted."),
@@ -159,11 +160,27 @@ EVENTS: Section = {
                             "type": "array",
                             "items": {
                                 "type": "object",
-                                "required": ["workflow_id", "errors"],
+                                "required": [
+                                    "workflow_id",
+                                    "errors",
+                                    "more_errors",
+                                    "more_errors_exact",
+                                ],
                                 "properties": {
                                     "workflow_id": {"type": "string"},
+                                    "more_errors": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "description": "Errors found beyond those listed.",
+                                    },
+                                    "more_errors_exact": {
+                                        "type": "boolean",
+                                        "description": "False when the payload was too large "
+                                        "to examine whole: `more_errors` is then a lower bound.",
+                                    },
                                     "errors": {
                                         "type": "array",
+                                        "description": "At most HERALD_MAX_ERRORS errors.",
                                         "items": {
                                             "type": "object",
                                             "required": ["path", "message"],
