@@ -1,8 +1,10 @@
 """The Events API: ``POST /api/v1/events`` (intake) and its read side.
 
-Every refused event is audited in the ``rejections`` table (401 included, with
-no token name) and logged; a 503 cannot be audited since the database is the
-thing that is down, so it is only logged.
+A refused event is audited in the ``rejections`` table and logged, except a 401
+or a 429: those are counted in memory and logged at a bounded rate
+(:mod:`app.refusals`), since anyone can send them as fast as they like. A 503
+cannot be audited since the database is the thing that is down, so it is only
+logged.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from app.envelope import read_envelope
 from app.errors import EventRejected, NotFound, ValidationFailed
 from app.intake import RequestMeta, accept
 from app.logs import log_event
+from app.refusals import COUNTED
 from app.state import state
 from workflows.model import EventStatus
 from workflows.settings import ApiToken
@@ -70,10 +73,16 @@ def post_event() -> Response:
 
 
 def _audit(exc: EventRejected, token: ApiToken | None, name: str | None) -> None:
-    """Record and log a refused event; a database outage here loses only the audit row."""
+    """Record and log a refused event; a database outage here loses only the audit row.
+
+    A 401 or 429 is only counted (:class:`~app.refusals.Refusals`).
+    """
+    if exc.status in COUNTED:
+        state().refusals.count(exc.status, token.name if token else None, request.remote_addr)
+        return
     log_event(
         "event.rejected",
-        level=logging.WARNING if exc.status != 401 else logging.INFO,
+        level=logging.WARNING,
         status=exc.status,
         code=exc.code,
         reason=exc.message,
