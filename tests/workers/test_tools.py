@@ -79,9 +79,9 @@ def test_a_python_tool_failure_is_a_tool_error(tmp_path: Path, body: str, messag
         (
             {"sku": 5},
             "input_schema",
-            "input does not match its schema: /sku: 5 is not of type 'string'",
+            'input does not match its schema: /sku: 5 is not of type "string"',
         ),
-        ({}, "input_schema", "'sku' is a required property"),
+        ({}, "input_schema", '"sku" is a required property'),
         ({"sku": "a"}, "output_schema", "output does not match its schema"),
     ],
 )
@@ -169,3 +169,36 @@ def test_the_module_cache_is_per_path(tmp_path: Path) -> None:
     assert run_tool(_tool(a), {}, CONTEXT, timeout=5) == "a"
     assert run_tool(_tool(b), {}, CONTEXT, timeout=5) == "b"
     assert a.resolve() in tools._modules and b.resolve() in tools._modules
+
+
+@pytest.mark.timeout(20)  # Python's backtracking engine needs minutes (2^32 steps) here
+@pytest.mark.parametrize("schema_key", ["input_schema", "output_schema"])
+def test_schema_patterns_run_in_linear_time(tmp_path: Path, schema_key: str) -> None:
+    path = _script(tmp_path, "echo.py", "def run(input):\n    return input\n")
+    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": "^(a+)+$"}}}
+    hostile = {"name": "a" * 32 + "!"}
+
+    with pytest.raises(InvalidStepIO) as caught:
+        run_tool(_tool(path, **{schema_key: schema}), hostile, CONTEXT, timeout=5)
+
+    assert "does not match" in caught.value.message
+    assert run_tool(_tool(path, **{schema_key: schema}), {"name": "aaa"}, CONTEXT, timeout=5)
+
+
+def test_a_schema_is_compiled_once(tmp_path: Path) -> None:
+    from types import MappingProxyType
+
+    from workers import schemas
+
+    schema = {"type": "object", "required": ["a"]}
+    first = schemas.validator(MappingProxyType(dict(schema)))
+    assert schemas.validator(MappingProxyType(dict(schema))) is first  # a copy finds it too
+    assert schemas.validator({"type": "object"}) is not first
+
+
+def test_a_pattern_jsonschema_rs_cannot_compile_is_a_clear_error(tmp_path: Path) -> None:
+    path = _script(tmp_path, "echo.py", "def run(input):\n    return input\n")
+    schema = {"type": "string", "pattern": "^a\\Z"}  # Python's syntax, not ECMA-262's
+    with pytest.raises(InvalidStepIO) as caught:
+        run_tool(_tool(path, input_schema=schema), "a", CONTEXT, timeout=5)
+    assert "input schema cannot be compiled" in caught.value.message
