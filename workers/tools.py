@@ -5,6 +5,9 @@ and modification time) and its ``run(input)`` or ``run(input, context)`` is
 called. Any other executable gets the rendered ``with`` as JSON on stdin and
 must print JSON on stdout; it runs with a clean environment, in its own
 directory, with a timeout (the whole process group is killed) and an output cap.
+Its stdin is fed without blocking while stdout and stderr are read, so a tool
+that writes before it reads cannot stall the worker, under any pool.
+
 Input and output schemas are checked with jsonschema_rs (:mod:`workers.schemas`):
 compiled once, with regular expressions that run in linear time.
 """
@@ -225,13 +228,20 @@ def _run_subprocess(tool: Tool, value: JSON, context: ToolContext, *, timeout: f
 def _communicate(
     proc: subprocess.Popen[bytes], data: bytes, timeout: float
 ) -> tuple[bytes, bytes, bool]:
-    """Feed stdin, read stdout (capped) and stderr (tail) until exit or the deadline."""
+    """Feed stdin, read stdout (capped) and stderr (tail) until exit or the deadline.
+
+    stdin is written without blocking: a blocking write of a chunk larger than the
+    room left in the pipe waits for the tool to read, while the tool may be waiting
+    for us to read its stderr; and nothing (no soft time limit under the threads
+    pool) would end that wait. A write takes what fits and the loop reads on.
+    """
     assert proc.stdin and proc.stdout and proc.stderr
     deadline = time.monotonic() + timeout
     out, err = bytearray(), bytearray()
     pending = memoryview(data)
     with selectors.DefaultSelector() as sel:
         if pending:
+            os.set_blocking(proc.stdin.fileno(), False)
             sel.register(proc.stdin, selectors.EVENT_WRITE)
         else:
             proc.stdin.close()
@@ -245,7 +255,9 @@ def _communicate(
                 if key.fileobj is proc.stdin:
                     try:
                         written = os.write(proc.stdin.fileno(), pending[:65536])
-                    except BrokenPipeError:
+                    except BlockingIOError:  # the pipe filled up meanwhile
+                        written = 0
+                    except BrokenPipeError:  # the tool stopped reading: it has what it takes
                         written = len(pending)
                     pending = pending[written:]
                     if not pending:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -169,6 +170,74 @@ def test_the_module_cache_is_per_path(tmp_path: Path) -> None:
     assert run_tool(_tool(a), {}, CONTEXT, timeout=5) == "a"
     assert run_tool(_tool(b), {}, CONTEXT, timeout=5) == "b"
     assert a.resolve() in tools._modules and b.resolve() in tools._modules
+
+
+def _in_a_thread(tmp_path: Path, call: Any, pidfile: Path, limit: float = 30.0) -> Any:
+    """Run ``call`` in a thread, as the threads pool does (no soft time limit to rescue it);
+    if it is still running after ``limit``, kill the tool (pid in ``pidfile``) and fail."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the test below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        if pidfile.exists():
+            os.killpg(int(pidfile.read_text()), 9)
+        thread.join(10)
+        pytest.fail(f"run_tool was still blocked after {limit:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def test_a_tool_that_writes_lots_to_stderr_before_reading_stdin_finishes(
+    tmp_path: Path,
+) -> None:
+    import sys
+
+    pidfile = tmp_path / "pid"
+    path = _script(
+        tmp_path,
+        "chatty",
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+        "os.write(2, b'e' * 1_100_000)\n"  # 1.1 MB before reading anything
+        "read = 0\n"
+        "while chunk := os.read(0, 4096):\n"  # then more with each bit of stdin
+        "    read += len(chunk)\n"
+        "    os.write(2, b'e' * 8192)\n"
+        "json.dump({'read': read}, sys.stdout)\n",
+    )
+    value = {"blob": "x" * 1_500_000}  # 1.5 MB on stdin
+
+    output = _in_a_thread(
+        tmp_path, lambda: run_tool(_tool(path), value, CONTEXT, timeout=20), pidfile
+    )
+
+    assert output == {"read": len(json.dumps(value))}
+
+
+def test_a_tool_that_never_reads_stdin_is_killed_at_its_timeout(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    path = _script(tmp_path, "deaf.sh", f"#!/bin/sh\necho $$ > {pidfile}\nsleep 30\n")
+
+    started = time.monotonic()
+    with pytest.raises(StepTimedOut):
+        _in_a_thread(
+            tmp_path,
+            lambda: run_tool(_tool(path), {"blob": "x" * 1_000_000}, CONTEXT, timeout=0.5),
+            pidfile,
+        )
+    assert time.monotonic() - started < 10
 
 
 @pytest.mark.timeout(20)  # Python's backtracking engine needs minutes (2^32 steps) here
