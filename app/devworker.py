@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import threading
-from datetime import timedelta
 
 from celery import Celery
 
@@ -82,21 +81,15 @@ def recover(settings: Settings, definitions: Definitions, celery: Celery) -> int
     now rather than waited out. One recovery pass with zero deadlines then
     publishes it all (a lost step counts the loss, as in production).
     """
-    from sqlalchemy import update
-
     from workers.sweep import sweep, sweep_runtime
-    from workflows.model import StepStatus
-    from workflows.store.models import Step, utcnow
+    from workflows.engine.recovery import end_leases
+    from workflows.store.models import utcnow
 
-    now = settings.with_(dispatch_deadline_seconds=0.0, step_deadline_seconds=0.0)
-    rt = sweep_runtime(now, definitions.project, celery)
+    eager = settings.with_(dispatch_deadline_seconds=0.0, step_deadline_seconds=0.0)
+    rt = sweep_runtime(eager, definitions.project, celery)
     try:
         with rt.sessions.begin() as session:
-            session.execute(
-                update(Step)
-                .where(Step.status == StepStatus.RUNNING.value)
-                .values(lease_until=utcnow() - timedelta(seconds=1))
-            )
+            end_leases(session, now=utcnow())
         report = sweep(rt)
     finally:
         rt.close()

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from tests.app.conftest import AUTH
 from tests.workers.conftest import ENGINE_DIR, accept
-from workers import dispatch, steps
+from workers import tasks
 from workers.runtime import Runtime
 from workflows.loader import load_project
 from workflows.settings import ApiToken
@@ -49,14 +49,14 @@ def engine_rt(engine_app: Flask) -> Runtime:
 
 def _start(rt: Runtime, name: str, payload: dict[str, Any]) -> list[str]:
     event_id, ids = accept(rt.sessions, rt.project, name, payload)
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     return ids
 
 
 def _run_all(rt: Runtime) -> None:
     sent = rt.celery.sent  # type: ignore[attr-defined]
     while sent:
-        steps.run_step(rt, sent.pop(0).args[0], worker="w")
+        tasks.run_step(rt, sent.pop(0).args[0], worker="w")
 
 
 def test_an_execution_is_shown_with_its_steps(api: FlaskClient, engine_rt: Runtime) -> None:
@@ -225,7 +225,7 @@ def test_cancelling_before_dispatch_means_dispatch_starts_nothing(
 
     answer = api.post(f"/api/v1/executions/{chain}/cancel", headers=AUTH)
     assert answer.status_code == 200 and answer.get_json()["data"]["status"] == "cancelled"
-    dispatch.dispatch_event(engine_rt, event_id)
+    tasks.dispatch(engine_rt, event_id)
 
     shown = api.get(f"/api/v1/executions/{chain}", headers=AUTH).get_json()["data"]
     assert (shown["status"], shown["steps"]) == ("cancelled", [])

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from tests.workers.conftest import accept, drain, wait_for
-from workers import dispatch, steps, sweep
+from tests.workers.conftest import accept, claim_step, drain, wait_for
+from workers import sweep, tasks
 from workers.celery_app import DISPATCH_TASK, STEP_TASK
 from workers.runtime import Runtime
+from workflows.engine.recovery import LOCK_KEY
 from workflows.store.models import Event, Execution, Step, utcnow
 
 
@@ -42,7 +43,7 @@ def test_an_event_never_dispatched_is_published_again_after_the_deadline(rt: Run
 
 def test_a_step_queued_but_never_started_is_published_again(rt: Runtime) -> None:
     event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     rt.celery.sent.clear()  # type: ignore[attr-defined]  # the messages were lost
     later = utcnow() + timedelta(seconds=rt.settings.step_deadline_seconds + 1)
 
@@ -56,9 +57,9 @@ def test_a_step_queued_but_never_started_is_published_again(rt: Runtime) -> None
 
 def test_a_running_step_whose_lease_passed_is_requeued_with_lost_counted(rt: Runtime) -> None:
     event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     (step,) = _steps(rt, chain)
-    claim, _, _ = steps._claim(rt, step.id, worker="dead", redelivered=False)
+    claim = claim_step(rt, step.id, worker="dead")
     assert claim is not None
     rt.celery.sent.clear()  # type: ignore[attr-defined]
 
@@ -75,7 +76,7 @@ def test_a_running_step_whose_lease_passed_is_requeued_with_lost_counted(rt: Run
 
 def test_a_step_lost_past_the_cap_fails_down_its_error_path(rt: Runtime) -> None:
     event_id, (execution_id,) = accept(rt.sessions, rt.project, "engine.fail", {"message": "m"})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     (step,) = _steps(rt, execution_id)
     with rt.sessions.begin() as session:
         row = session.get(Step, step.id)
@@ -95,7 +96,7 @@ def test_a_step_lost_past_the_cap_fails_down_its_error_path(rt: Runtime) -> None
 
 def test_a_long_retry_is_released_by_the_sweep_once_due(rt: Runtime) -> None:
     event_id, (chain,) = accept(rt.sessions, rt.project, "engine.flaky", {"counter": "/tmp/x"})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     (step,) = _steps(rt, chain)
     now = utcnow()
     with rt.sessions.begin() as session:
@@ -111,11 +112,11 @@ def test_a_long_retry_is_released_by_the_sweep_once_due(rt: Runtime) -> None:
 
 def test_only_one_sweep_runs_at_a_time(rt: Runtime) -> None:
     with rt.engine.connect() as other:
-        other.execute(text("SELECT pg_advisory_lock(:key)"), {"key": sweep.LOCK_KEY})
+        other.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
         try:
             assert sweep.sweep(rt).skipped is True
         finally:
-            other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": sweep.LOCK_KEY})
+            other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
             other.commit()
     assert sweep.sweep(rt).skipped is False
 
@@ -123,7 +124,7 @@ def test_only_one_sweep_runs_at_a_time(rt: Runtime) -> None:
 def test_an_unrouted_or_dispatched_event_is_left_alone(rt: Runtime) -> None:
     accept(rt.sessions, rt.project, "nobody.listens", {})
     event_id, _ = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     report = sweep.sweep(rt, now=utcnow() + timedelta(seconds=5))
     assert report.events == []
     with rt.sessions() as session:

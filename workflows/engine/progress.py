@@ -1,81 +1,45 @@
-"""Moving an execution on after a step: record the attempt, retry, next step or finish.
+"""Moving an execution on after a step: record the attempt, retry, next step, finish, give up.
 
-:func:`settle` runs inside the caller's transaction (the step's second one, or
-the sweep's) and returns the run messages to publish once it has committed.
+Every function runs inside the caller's transaction, with the execution locked
+(lock order: execution before step), and returns the messages to publish once
+it has committed.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from workers.celery_app import MAX_COUNTDOWN
+from workflows.engine.attempt import Attempt
+from workflows.engine.context import build_context
+from workflows.engine.messages import MAX_COUNTDOWN, Publish, run_message
 from workflows.errors import TemplateError
-from workflows.model import ExecutionStatus, StepStatus, Task, Workflow
+from workflows.model import ExecutionStatus, Project, StepStatus, Task, Workflow
 from workflows.store import executions as store
 from workflows.store import steps as step_store
 from workflows.store.models import Execution, Step
 from workflows.templates import render
-from workflows.transitions import Outcome, decide
-
-
-@dataclass(frozen=True)
-class Publish:
-    """A step's run message, to send once the transaction that queued it has committed."""
-
-    step_id: str
-    #: ``tool`` or ``agent``: which task (and queue) runs it
-    uses: str
-    timeout: float
-    countdown: float = 0.0
+from workflows.transitions import decide
 
 
 @dataclass(frozen=True)
 class Settled:
-    """What recording an attempt did: the step's new status and the messages to publish."""
+    """What recording an attempt did: the step's status now and the messages to publish."""
 
     status: StepStatus
     publish: list[Publish]
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What one attempt at a step produced."""
-
-    ok: bool
-    output: Any = None
-    #: the error record (``{"type", "message", ...}``) when not ok
-    error: dict[str, Any] | None = None
-    #: whether another attempt may succeed
-    retryable: bool = False
-    #: StepStatus for a failure: ``failed`` or ``timed_out``
-    failure_status: StepStatus = StepStatus.FAILED
-    #: the rendered ``with`` (None when rendering failed)
-    input: Any = None
-    usage: dict[str, Any] = field(default_factory=dict)
-
-
-def step_timeout(task: Task) -> float:
-    """Seconds one attempt of ``task`` may run: the tool's own timeout, else the task's."""
-    if task.tool is not None and task.tool.timeout is not None:
-        return task.tool.timeout
-    return task.timeout
-
-
-def publish_for(step: Step, task: Task, countdown: float = 0.0) -> Publish:
-    """The run message of ``step`` (a visit of ``task``)."""
-    return Publish(step.id, task.uses, step_timeout(task), countdown)
+    #: the write was fenced off: the step no longer ran this attempt (a stale worker)
+    fenced: bool = False
 
 
 def settle(
     session: Session,
     *,
-    execution: Execution,
     step: Step,
     attempt: int,
     workflow: Workflow,
@@ -83,13 +47,14 @@ def settle(
     result: Attempt,
     context: dict[str, Any],
     now: datetime,
-) -> Settled | None:
+) -> Settled:
     """Record ``result`` for ``attempt`` of ``step`` and decide what comes next.
 
-    Returns the step's new status and the messages to publish after commit, or
-    None when the write was fenced off: the step is no longer running this
-    attempt (a stale worker).
+    Locks the execution first. A write fenced off (the step is no longer
+    running this attempt) changes nothing and says what the step is now.
     """
+    execution = store.lock_execution(session, step.execution_id)
+    assert execution is not None  # executions are never deleted
     values: dict[str, Any] = {
         "input": result.input,
         "output": result.output if result.ok else None,
@@ -109,15 +74,14 @@ def settle(
             publish_count=step.publish_count + (1 if short else 0),
         )
         if not step_store.record_attempt(session, step.id, attempt, values):
-            return None
-        return Settled(
-            StepStatus.RETRYING, [publish_for(step, task, countdown=delay)] if short else []
-        )
+            return _fenced(session, step)
+        retry = [run_message(step.id, task, countdown=delay)] if short else []
+        return Settled(StepStatus.RETRYING, retry)
 
     status = StepStatus.SUCCEEDED if result.ok else result.failure_status
     values.update(status=status.value, finished_at=now, lease_until=None)
     if not step_store.record_attempt(session, step.id, attempt, values):
-        return None
+        return _fenced(session, step)
     if ExecutionStatus(execution.status).finished:
         return Settled(status, [])  # cancelled while the step ran: record it, start nothing
     context["tasks"][task.id] = {
@@ -125,39 +89,27 @@ def settle(
         "status": status.value,
         "error": result.error,
     }
-    publish = advance(
-        session,
-        execution=execution,
-        workflow=workflow,
-        task=task,
-        result=result,
-        context=context,
-        now=now,
-    )
-    return Settled(status, publish)
+    return Settled(status, advance(session, execution, workflow, task, result, context, now=now))
 
 
 def advance(
     session: Session,
-    *,
     execution: Execution,
     workflow: Workflow,
     task: Task,
     result: Attempt,
     context: dict[str, Any],
+    *,
     now: datetime,
 ) -> list[Publish]:
     """Apply the transition after ``task``'s step finished: queue the next step or finish."""
-    outcome = Outcome(ok=result.ok, output=result.output if result.ok else None, error=result.error)
-    decision = decide(workflow, task, outcome, execution.step_count)
+    decision = decide(workflow, task, result.outcome, execution.step_count)
     if decision.next_task is not None:
         next_task = workflow.task(decision.next_task)
         created = step_store.queue_step(
             session, execution, next_task.id, now=now, cause=_plain(decision.cause)
         )
-        if created is None:
-            return []
-        return [Publish(created, next_task.uses, step_timeout(next_task))]
+        return [run_message(created, next_task)] if created is not None else []
     status = ExecutionStatus(decision.status)
     output: Any = result.output if result.ok else None
     error = _plain(decision.error)
@@ -171,11 +123,58 @@ def advance(
     return []
 
 
+def give_up(
+    session: Session,
+    project: Project,
+    execution: Execution,
+    step: Step,
+    message: str,
+    *,
+    now: datetime,
+) -> list[Publish]:
+    """Fail a step whose workers keep dying, following its task's on_error.
+
+    The caller holds the execution's lock.
+    """
+    result = Attempt.lost(message, lost=step.lost)
+    step.status, step.error, step.finished_at, step.lease_until = (
+        StepStatus.FAILED.value,
+        result.error,
+        now,
+        None,
+    )
+    if ExecutionStatus(execution.status).finished:
+        return []
+    workflow = project.workflows.get(execution.workflow_id)
+    task = workflow.find_task(step.task_id) if workflow is not None else None
+    if workflow is None or task is None:
+        fail_execution(execution, message, kind="worker_lost", now=now)
+        return []
+    context = build_context(session, execution, workflow, step)
+    context["tasks"][task.id] = {
+        "output": None,
+        "status": StepStatus.FAILED.value,
+        "error": result.error,
+    }
+    return advance(session, execution, workflow, task, result, context, now=now)
+
+
+def lost_too_often(step: Step, cap: int) -> str:
+    """Why a step that lost its worker more than ``cap`` times is given up."""
+    return f"step lost its worker {step.lost} times (cap {cap}); giving up"
+
+
 def fail_execution(execution: Execution, message: str, *, kind: str, now: datetime) -> None:
     """Finish ``execution`` as failed for a reason outside any step's tool or agent."""
     store.finish_execution(
         execution, ExecutionStatus.FAILED, now=now, error={"type": kind, "message": message}
     )
+
+
+def _fenced(session: Session, step: Step) -> Settled:
+    current = step_store.get_step(session, step.id)
+    status = StepStatus(current.status) if current is not None else StepStatus.CANCELLED
+    return Settled(status, [], fenced=True)
 
 
 def _plain(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
