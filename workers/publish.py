@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Sequence
 
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
@@ -14,22 +14,27 @@ from workers.runtime import Runtime
 from workflows.engine.messages import Dispatch, Message
 
 
-def publish(rt: Runtime, messages: Iterable[Message]) -> int:
-    """Publish every message; one that fails is logged and left to the recovery sweep.
+def publish(rt: Runtime, messages: Sequence[Message]) -> list[Message]:
+    """Publish the messages in order; those not sent are logged and left to the recovery sweep.
 
-    Returns how many were sent.
+    The first failure means the broker is unreachable: the rest are not tried.
+    Returns the messages that were not sent.
     """
-    sent = 0
-    for message in messages:
+    for index, message in enumerate(messages):
         try:
             send(rt.celery, message)
         except (KombuError, RedisError, OSError) as exc:
-            reason = f"{type(exc).__name__}: {exc}"
+            unsent = list(messages[index:])
             if isinstance(message, Dispatch):
                 kind, what = "dispatch.publish_failed", {"event_id": message.event_id}
             else:
                 kind, what = "step.publish_failed", {"step_id": message.step_id}
-            log_event(kind, level=logging.WARNING, reason=reason, **what)
-        else:
-            sent += 1
-    return sent
+            log_event(
+                kind,
+                level=logging.WARNING,
+                reason=f"{type(exc).__name__}: {exc}",
+                unsent=len(unsent),
+                **what,
+            )
+            return unsent
+    return []

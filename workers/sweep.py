@@ -39,7 +39,12 @@ MAX_PASSES = 1000
 
 
 def sweep(rt: Runtime, *, now: datetime | None = None) -> SweepReport:
-    """Recovery passes until nothing more is due; what they did, added up."""
+    """Recovery passes until nothing more is due; what they did, added up.
+
+    A pass whose publishes fail (the broker is down) ends the chain, and the
+    events it could not publish get their count back, so an outage does not
+    push their next try further out.
+    """
     total = SweepReport()
     for _ in range(MAX_PASSES):
         with rt.sessions.begin() as session:
@@ -47,9 +52,14 @@ def sweep(rt: Runtime, *, now: datetime | None = None) -> SweepReport:
         if report.skipped:
             total.skipped = not total.total
             break
-        publish(rt, report.publish)
+        unsent = publish(rt, report.publish)
         for kind in ("events", "queued", "retries", "lost", "failed"):
             getattr(total, kind).extend(getattr(report, kind))
+        if unsent:
+            # the broker is down: these events wait no longer for it, and the chain stops
+            with rt.sessions.begin() as session:
+                recovery.uncount(session, unsent)
+            break
         if not report.more:
             break
     if total.total:
@@ -68,7 +78,10 @@ def sweep_runtime(settings: Settings, project: Project, celery: Celery | None = 
     """A runtime for a sweep thread: its own engine that keeps no idle connection.
 
     Pool processes may be forked while the thread lives; with no pooled
-    connection there is none for a child to inherit.
+    connection there is none for a child to inherit. Without a Celery app given,
+    it publishes through its own, which sends no "task-sent" event per message:
+    that would double the broker round trips of draining a backlog, and Flower
+    still sees each task when a worker receives it.
     """
     url = db.normalize_url(settings.database_url)
     if url.startswith("sqlite"):
@@ -80,8 +93,14 @@ def sweep_runtime(settings: Settings, project: Project, celery: Celery | None = 
         project=project,
         engine=engine,
         sessions=db.make_sessionmaker(engine),
-        celery=celery if celery is not None else make_celery(settings),
+        celery=celery if celery is not None else _publisher(settings),
     )
+
+
+def _publisher(settings: Settings) -> Celery:
+    celery = make_celery(settings)
+    celery.conf.task_send_sent_event = False
+    return celery
 
 
 class Sweeper:
@@ -144,7 +163,9 @@ class SweepStep(bootsteps.StartStopStep):  # type: ignore[misc]
         config = runtime.configuration()
         if config is None:
             return
-        rt = sweep_runtime(config.settings, config.project, config.celery)
+        # an in-process broker is only reachable through the worker's own app
+        shared = config.celery if config.settings.broker_url.startswith("memory") else None
+        rt = sweep_runtime(config.settings, config.project, shared)
         self.sweeper = Sweeper(rt, rt.settings.sweep_interval_seconds)
         self.sweeper.start()
 

@@ -150,3 +150,76 @@ def test_a_crashing_pass_does_not_end_the_sweeper_thread(
         sweeper._stop.set()
         sweeper._thread.join(5)
     assert passes[:2] == ["crash", "ok"]
+
+
+def test_the_sweep_and_settling_workers_on_the_same_steps_never_deadlock(rt: Runtime) -> None:
+    """Lock order: the sweep locks executions before steps, as claims and settles do.
+
+    Workers presumed dead (leases long past) finish their attempts at the very
+    moment the sweep reclaims the same steps. With the sweep locking steps first
+    and executions second, PostgreSQL kills one side with a deadlock error.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workflows.engine.attempt import Attempt
+    from workflows.engine.claim import Claim
+    from workflows.engine.progress import settle
+
+    claims: list[Claim] = []
+    for n in range(40):
+        event_id, _ = accept(rt.sessions, rt.project, "engine.chain", {"value": n})
+        tasks.dispatch(rt, event_id)
+    with rt.sessions() as session:
+        queued = session.scalars(select(Step.id).where(Step.status == "queued")).all()
+    claims = [claim_step(rt, step_id, worker="dead") for step_id in queued]
+    later = utcnow() + timedelta(hours=1)
+
+    def finish(claim: Claim) -> str:
+        with rt.sessions.begin() as session:
+            settled = settle(
+                session,
+                step=claim.step,
+                attempt=claim.attempt,
+                workflow=claim.workflow,
+                task=claim.task,
+                result=Attempt.succeeded({"result": 1}, input={}, usage={}),
+                context=claim.context,
+                now=utcnow(),
+            )
+        return "fenced" if settled.fenced else settled.status.value
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        settling = [pool.submit(finish, claim) for claim in claims]
+        report = sweep.sweep(rt, now=later)  # raises on a deadlock
+        outcomes = [future.result(timeout=60) for future in settling]  # so would these
+
+    # each step was either settled by its worker or reclaimed by the sweep, never both
+    reclaimed = set(report.lost)
+    assert sorted(outcomes).count("succeeded") + len(reclaimed) == len(claims)
+    with rt.sessions() as session:
+        rows = {s.id: s for s in session.scalars(select(Step).where(Step.id.in_(queued)))}
+    for claim, outcome in zip(claims, outcomes, strict=True):
+        row = rows[claim.step.id]
+        if outcome == "fenced":
+            assert claim.step.id in reclaimed and (row.status, row.lost) == ("queued", 1)
+        else:
+            assert claim.step.id not in reclaimed and row.status == "succeeded"
+
+
+def test_a_failed_publish_does_not_push_an_events_next_try_further_out(rt: Runtime) -> None:
+    from kombu.exceptions import OperationalError
+
+    event_id, _ = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
+    late = utcnow() + timedelta(seconds=rt.settings.dispatch_deadline_seconds + 1)
+
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    rt.celery.send_task = refused  # type: ignore[method-assign]
+    assert sweep.sweep(rt, now=late).events == [event_id]
+    with rt.sessions() as session:
+        assert session.get(Event, event_id).publish_count == 0  # type: ignore[union-attr]
+    del rt.celery.send_task  # the recording one again
+
+    assert sweep.sweep(rt, now=late).events == [event_id]  # due at once, not after a backoff
+    assert [m.args for m in rt.celery.sent] == [[event_id]]  # type: ignore[attr-defined]

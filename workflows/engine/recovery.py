@@ -15,6 +15,7 @@ The Celery side runs it from a thread of every worker and as ``herald sweep``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -63,13 +64,11 @@ def sweep(
     if not _lock(session):
         report.skipped = True
         return report
-    events = found.stale_events(
+    events = found.publish_stale_events(
         session, now=now, deadline=settings.dispatch_deadline_seconds, limit=batch
     )
-    for event in events:
-        event.publish_count += 1
-        report.events.append(event.id)
-        report.publish.append(Dispatch(event.id))
+    report.events = events
+    report.publish += [Dispatch(event_id) for event_id in events]
     deadline = settings.step_deadline_seconds
     queued = found.stale_queued_steps(session, now=now, deadline=deadline, limit=batch)
     for step, execution in queued:
@@ -114,6 +113,14 @@ def requeue(project: Project, execution: Execution, step: Step, *, now: datetime
     step.publish_count += 1
     task = workflow.find_task(step.task_id)
     return [run_message(step.id, task)] if task is not None else []  # else the claim fails it
+
+
+def uncount(session: Session, unsent: Sequence[Message]) -> None:
+    """Messages of a pass that could not be published: their events' waits do not grow.
+
+    A step left queued is found again once the step deadline passes.
+    """
+    found.uncount_publishes(session, [m.event_id for m in unsent if isinstance(m, Dispatch)])
 
 
 def end_leases(session: Session, *, now: datetime) -> int:

@@ -12,31 +12,68 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from workflows.model import EventStatus, StepStatus
 from workflows.store.models import Event, Execution, Step
 
+#: publishes after which an event's wait stops doubling
+BACKOFF_CAP = 6
 #: a step the sweep acts on, with its execution (locked, in that order)
 Found = tuple[Step, Execution]
 
 
-def stale_events(session: Session, *, now: datetime, deadline: float, limit: int) -> list[Event]:
-    """Accepted events not dispatched in time; the wait doubles with each publish."""
-    rows = session.scalars(
-        select(Event)
-        .where(Event.status == EventStatus.ACCEPTED.value)
+def publish_stale_events(
+    session: Session, *, now: datetime, deadline: float, limit: int
+) -> list[str]:
+    """Count a publish on the oldest accepted events not dispatched in time; their ids.
+
+    The wait doubles with each publish: ``deadline * 2 ** min(publish_count,
+    BACKOFF_CAP)`` since the last one (the receipt, when only the API
+    published). It is decided in the query (one clause per count), so events
+    still waiting never crowd out due ones behind them and a backlog older
+    than the waits is published once; one UPDATE ... RETURNING per batch, no
+    payload read.
+    """
+    last = func.coalesce(Event.published_at, Event.received_at)
+
+    def waited(seconds: float) -> ColumnElement[bool]:
+        return last <= now - timedelta(seconds=seconds)
+
+    due = or_(
+        *(
+            (Event.publish_count == count) & waited(deadline * 2**count)
+            for count in range(BACKOFF_CAP)
+        ),
+        (Event.publish_count >= BACKOFF_CAP) & waited(deadline * 2**BACKOFF_CAP),
+    )
+    oldest = (
+        select(Event.id)
+        .where(Event.status == EventStatus.ACCEPTED.value, due)
         .order_by(Event.received_at)
-        .limit(limit * 4)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    due = []
-    for event in rows:
-        wait = timedelta(seconds=deadline * 2 ** min(event.publish_count, 6))
-        if event.received_at <= now - wait:
-            due.append(event)
-    return due[:limit]
+    rows = session.execute(
+        update(Event)
+        .where(Event.id.in_(oldest.scalar_subquery()))
+        .values(publish_count=Event.publish_count + 1, published_at=now)
+        .returning(Event.id, Event.received_at)
+        .execution_options(synchronize_session=False)
+    )
+    return [event_id for event_id, _ in sorted(rows, key=lambda row: row[1])]
+
+
+def uncount_publishes(session: Session, event_ids: list[str]) -> None:
+    """Dispatches counted by a pass were not published after all: due again at once."""
+    if event_ids:
+        session.execute(
+            update(Event)
+            .where(Event.id.in_(event_ids), Event.publish_count > 0)
+            .values(publish_count=Event.publish_count - 1, published_at=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def stale_queued_steps(
