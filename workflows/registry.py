@@ -18,10 +18,10 @@ from types import MappingProxyType
 from jsonschema_rs import ValidationError, ValidationErrorKind, Validator
 
 from workflows.errors import DefinitionError, Problem
-from workflows.loader import load_project
+from workflows.loading.loader import load_project
+from workflows.loading.yamlsource import format_path
 from workflows.model import Project, Trigger, Workflow
 from workflows.payload_schema import UncompilableSchema, compile_payload_schema
-from workflows.yamlsource import format_path
 
 _MAX_MESSAGE = 200
 #: JSON types as a message names them, in the order a message lists them
@@ -81,7 +81,7 @@ class TriggerRegistry:
         """Index every trigger of ``project`` and compile one validator per trigger schema.
 
         The loader has compiled each schema already: a DefinitionError here means a
-        project that did not come from :func:`~workflows.loader.load_project`.
+        project that did not come from :func:`~workflows.loading.loader.load_project`.
         """
         by_name: dict[str, list[Subscription]] = {}
         for workflow in sorted(project.workflows.values(), key=lambda w: w.id):

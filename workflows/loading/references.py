@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflows.errors import HeraldError
-from workflows.yamlsource import JsonPath
+from workflows.loading.yamlsource import JsonPath
 
 SCOPES = ("local", "global")
 _SCOPE = re.compile(r"^(?P<scope>[A-Za-z_][A-Za-z0-9_]*)::(?P<path>.*)$", re.DOTALL)
