@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflows.errors import HeraldError
+from workflows.jsonpointer import unescape
 from workflows.loading.yamlsource import JsonPath
 
 SCOPES = ("local", "global")
@@ -176,7 +177,7 @@ def pointer(data: Any, text: str) -> tuple[JsonPath, Any]:
     path: list[str | int] = []
     value = data
     for raw in text[2:].split("/"):
-        part = raw.replace("~1", "/").replace("~0", "~")
+        part = unescape(raw)
         if isinstance(value, list) and part.isdigit() and int(part) < len(value):
             path.append(int(part))
             value = value[int(part)]
