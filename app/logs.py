@@ -11,9 +11,6 @@ import logging
 from typing import Any
 
 from workflows import logs as shared
-from workflows.logs import JsonFormatter, StderrHandler
-
-__all__ = ["LOGGER", "JsonFormatter", "StderrHandler", "configure", "log", "log_event"]
 
 LOGGER = "herald"
 log = logging.getLogger(LOGGER)

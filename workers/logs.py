@@ -12,9 +12,6 @@ import sys
 from typing import Any
 
 from workflows import logs as shared
-from workflows.logs import JsonFormatter
-
-__all__ = ["LOGGER", "JsonFormatter", "configure", "log", "log_event"]
 
 LOGGER = "herald.worker"
 log = logging.getLogger(LOGGER)

@@ -485,7 +485,7 @@ def test_log_lines_carry_ids_and_never_the_token(
     lifecycle = {"event.received", "event.routed", "event.validation_failed", "event.unrouted"}
     ours = [r for r in caplog.records if getattr(r, "kind", None) in lifecycle]
     assert all(getattr(r, "request_id", None) and getattr(r, "event_id", None) for r in ours)
-    from app.logs import JsonFormatter
+    from workflows.logs import JsonFormatter
 
     lines = [JsonFormatter().format(r) for r in caplog.records]
     assert all(json.loads(line) for line in lines)
