@@ -51,7 +51,7 @@ def profile_steps(settings: Settings, calls: int) -> HotPathProfile:
     """The engine's ``run_step`` on no-op steps: dispatch the accepted events, then run steps."""
     from workers import tasks
     from workers.runtime import Runtime
-    from workflows.loader import load_project
+    from workflows.loading.loader import load_project
 
     rt = Runtime.create(settings, load_project(settings.project_dir), hostname="bench-profile")
     try:

@@ -29,6 +29,7 @@ import jsonschema
 from celery.exceptions import SoftTimeLimitExceeded
 
 from workflows.errors import InvalidStepIO, StepFailed, StepTimedOut, ToolError
+from workflows.jsonpointer import pointer
 from workflows.model import JSON, Tool
 
 #: the most a subprocess tool may print on stdout
@@ -75,10 +76,7 @@ def check_schema(schema: Mapping[str, Any] | None, value: JSON, what: str) -> No
     validator = validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
     if errors:
-        problems = [
-            {"path": "/" + "/".join(str(p) for p in e.absolute_path), "message": e.message}
-            for e in errors
-        ]
+        problems = [{"path": pointer(e.absolute_path) or "/", "message": e.message} for e in errors]
         summary = "; ".join(f"{p['path']}: {p['message']}" for p in problems[:5])
         raise InvalidStepIO(
             f"{what} does not match its schema: {summary}", details={"errors": problems}

@@ -25,7 +25,7 @@ from app.api.common import (
 )
 from app.auth import require_event, require_scope
 from app.envelope import read_envelope
-from app.errors import EventRejected, NotFound, ValidationFailed
+from app.errors import ClientError, NotFound, ValidationFailed
 from app.intake import RequestMeta, accept
 from app.logs import log_event
 from app.state import state
@@ -61,7 +61,7 @@ def post_event() -> Response:
         )
         require_event(token, name)
         answer = accept(st, envelope, meta)
-    except EventRejected as exc:
+    except ClientError as exc:
         _audit(exc, token, name)
         raise
     response = jsonify(answer.body())
@@ -69,7 +69,7 @@ def post_event() -> Response:
     return response
 
 
-def _audit(exc: EventRejected, token: ApiToken | None, name: str | None) -> None:
+def _audit(exc: ClientError, token: ApiToken | None, name: str | None) -> None:
     """Record and log a refused event; a database outage here loses only the audit row."""
     log_event(
         "event.rejected",

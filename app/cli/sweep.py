@@ -22,7 +22,7 @@ def command(once: bool, interval: float | None) -> None:
     """Re-publish work that was accepted but never picked up; reclaim lost steps."""
     from workers import logs
     from workers.sweep import Sweeper, sweep, sweep_runtime
-    from workflows.loader import load_project
+    from workflows.loading.loader import load_project
     from workflows.store import db
 
     try:

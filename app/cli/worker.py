@@ -62,7 +62,7 @@ def command(
     from workers.agents import check_providers
     from workers.celery_app import Queues, make_celery
     from workers.sweep import SweepStep
-    from workflows.loader import load_project
+    from workflows.loading.loader import load_project
     from workflows.store import db
 
     try:

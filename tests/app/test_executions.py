@@ -15,7 +15,7 @@ from tests.app.conftest import AUTH
 from tests.workers.conftest import ENGINE_DIR, accept
 from workers import tasks
 from workers.runtime import Runtime
-from workflows.loader import load_project
+from workflows.loading.loader import load_project
 from workflows.settings import ApiToken
 from workflows.store import db
 from workflows.store.models import Step

@@ -28,7 +28,7 @@ from workers.celery_app import DISPATCH_TASK
 from workers.runtime import Runtime
 from workflows.engine.claim import Claim, claim
 from workflows.ids import new_id
-from workflows.loader import load_project
+from workflows.loading.loader import load_project
 from workflows.model import EventStatus, ExecutionStatus, Project
 from workflows.settings import Settings
 from workflows.store import db

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from app.cli import cli
 from tests.workers.conftest import ENGINE_DIR, accept
-from workflows.loader import load_project
+from workflows.loading.loader import load_project
 from workflows.store import db
 
 

@@ -17,6 +17,7 @@ from jsonschema import validators
 from jsonschema.exceptions import SchemaError
 
 from workflows.errors import InvalidStepIO
+from workflows.jsonpointer import pointer
 from workflows.model import JSON
 
 _MAX_ERRORS = 10
@@ -44,15 +45,9 @@ def problems(schema: JSON, instance: JSON) -> list[dict[str, str]]:
     validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
     errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path])
     return [
-        {"path": pointer(error.absolute_path), "message": _short(error.message)}
+        {"path": pointer(error.absolute_path) or "/", "message": _short(error.message)}
         for error in errors[:_MAX_ERRORS]
     ]
-
-
-def pointer(parts: Any) -> str:
-    """A JSON pointer (``/items/0/price``) from path parts; ``/`` for the whole value."""
-    escaped = [str(p).replace("~", "~0").replace("/", "~1") for p in parts]
-    return "/" + "/".join(escaped) if escaped else "/"
 
 
 def check_input(agent_id: str, action_id: str, schema: JSON, input: JSON) -> None:

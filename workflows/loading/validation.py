@@ -22,10 +22,10 @@ from referencing.exceptions import Unresolvable
 from referencing.jsonschema import DRAFT202012
 
 from workflows.errors import Problem
+from workflows.loading.yamlsource import Document, JsonPath
 from workflows.payload_schema import UncompilableSchema, compile_payload_schema
-from workflows.yamlsource import Document, JsonPath
 
-SCHEMA_DIR = Path(__file__).parent / "schema"
+SCHEMA_DIR = Path(__file__).parent.parent / "schema"
 WORKFLOW_SCHEMA = "workflow.schema.json"
 PROJECT_SCHEMA = "project.schema.json"
 

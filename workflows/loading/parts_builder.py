@@ -1,11 +1,12 @@
-"""Builds the typed model's pieces (models, tools, agents, defaults) from resolved YAML data.
+"""Builds the parts definitions share (models, tools, agents, defaults) from resolved YAML data.
 
-The structural checks (``workflows.validation``) run first on the same data; the
-builder then checks what a schema cannot: duplicate ids, ``execute`` files,
-embedded JSON Schemas, template syntax. It reads defensively, so that a document
-with structural errors still gets its other errors reported; the loader refuses
-the whole project when anything is wrong. Workflows themselves are built by
-:mod:`workflows.workflow_builder`.
+The structural checks (:mod:`workflows.loading.validation`) run first on the same
+data; the builder then checks what a schema cannot: duplicate ids, ``execute``
+files, embedded JSON Schemas, template syntax. It reads defensively, so that a
+document with structural errors still gets its other errors reported; the loader
+refuses the whole project when anything is wrong. ``herald.yaml`` is built by
+:class:`PartsBuilder` alone; a workflow document, which may declare its own tools
+and agents, by :mod:`workflows.loading.workflow_builder` on top of it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from types import MappingProxyType
 from typing import Any
 
 from workflows.errors import Problem
+from workflows.loading.validation import check_schema
+from workflows.loading.yamlsource import Document, JsonPath
 from workflows.model import (
     Agent,
     AgentAction,
@@ -26,13 +29,11 @@ from workflows.model import (
     RetryPolicy,
     Tool,
 )
-from workflows.validation import check_schema
-from workflows.yamlsource import Document, JsonPath
 
 
 @dataclass(frozen=True)
 class TemplateTools:
-    """The static checks of ``workflows.templates`` that definitions go through."""
+    """The static checks of :mod:`workflows.templates` that definitions go through."""
 
     #: an error message for a template string with bad syntax, else None
     check_syntax: Callable[[str], str | None]
@@ -82,8 +83,8 @@ class Shared:
     defaults: Defaults = field(default_factory=Defaults)
 
 
-class Builder:
-    """Builds model objects from one document's resolved data, appending to ``problems``."""
+class PartsBuilder:
+    """Builds the parts of one document's resolved data, appending to ``problems``."""
 
     def __init__(self, doc: Document, problems: list[Problem], templates: TemplateTools) -> None:
         self.doc = doc

@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from workflows.errors import HeraldError
-from workflows.yamlsource import JsonPath
+from workflows.jsonpointer import unescape
+from workflows.loading.yamlsource import JsonPath
 
 SCOPES = ("local", "global")
 _SCOPE = re.compile(r"^(?P<scope>[A-Za-z_][A-Za-z0-9_]*)::(?P<path>.*)$", re.DOTALL)
@@ -176,7 +177,7 @@ def pointer(data: Any, text: str) -> tuple[JsonPath, Any]:
     path: list[str | int] = []
     value = data
     for raw in text[2:].split("/"):
-        part = raw.replace("~1", "/").replace("~0", "~")
+        part = unescape(raw)
         if isinstance(value, list) and part.isdigit() and int(part) < len(value):
             path.append(int(part))
             value = value[int(part)]

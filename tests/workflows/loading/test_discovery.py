@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from tests.workflows.conftest import HERALD_YAML, MakeProject
-from workflows.discovery import discover, glob_problem, glob_regex
 from workflows.errors import DefinitionError
-from workflows.loader import load_project
+from workflows.loading.discovery import discover, glob_problem, glob_regex
+from workflows.loading.loader import load_project
 
 
 @pytest.mark.parametrize(

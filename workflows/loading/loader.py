@@ -17,15 +17,15 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from workflows.builder import Builder, Shared, TemplateTools
-from workflows.discovery import DEFAULT_GLOBS, PROJECT_FILES, discover, glob_problem
 from workflows.errors import DefinitionError, Problem
+from workflows.loading.discovery import DEFAULT_GLOBS, PROJECT_FILES, discover, glob_problem
+from workflows.loading.parts_builder import PartsBuilder, Shared, TemplateTools
+from workflows.loading.references import Resolver
+from workflows.loading.validation import PROJECT_SCHEMA, WORKFLOW_SCHEMA, check_structure
+from workflows.loading.workflow_builder import WorkflowBuilder
+from workflows.loading.yamlsource import Document, format_path, parse_file
 from workflows.model import Project, Workflow
-from workflows.references import Resolver
 from workflows.templates import check_syntax, references
-from workflows.validation import PROJECT_SCHEMA, WORKFLOW_SCHEMA, check_structure
-from workflows.workflow_builder import WorkflowBuilder
-from workflows.yamlsource import Document, format_path, parse_file
 
 
 def load_project(root: Path) -> Project:
@@ -88,7 +88,7 @@ def _load_project_file(
         problems.append(extra.problem((), f"{path.name} must hold a single YAML document"))
     doc = docs[0]
     data = _resolve_and_check(doc, doc.data, PROJECT_SCHEMA, problems)
-    builder = Builder(doc, problems, templates)
+    builder = PartsBuilder(doc, problems, templates)
     shared = Shared(data=data if isinstance(data, dict) else {})
     shared.defaults = builder.defaults(shared.data.get("defaults"), shared.defaults)
     shared.models = builder.collection("models", data)

@@ -1,25 +1,10 @@
-"""Templates in task ``with`` values and workflow ``outputs``: compile once, render often.
+"""Compile once, render often: how a template string becomes a JSON value.
 
-A template reads the execution's data with Go-style leading-dot paths::
-
-    "Validate order {{ .input.orderId }}"         # text around: renders a string
-    "{{ .input }}"                                # the whole value: keeps its JSON type
-    "{{ .tasks.check-inventory.output.ok }}"      # task ids may contain dashes
-    "{{ .input.name | upper }}"                   # Jinja filters and expressions work
-
-The context has ``input`` (the event payload), ``tasks`` (``{id: {"output",
-"status", "error"}}``), ``error`` (what led into an ``on_error`` target), ``event``,
-``workflow`` and ``execution``. A missing key is a :class:`TemplateError` naming the
-template and the key, never an empty string (``| default(...)`` and ``is defined``
-still work). A string that is one ``{{ }}`` with at most whitespace around it is a
-whole value; anything else renders a string, with objects, numbers, booleans and
-null embedded as JSON text (``true``, ``null``, ``{"a": 1}``).
-
-Paths are translated as :mod:`workflows.template_paths` describes; every segment is
-a key (``.input.items`` is the key ``items``). Variables of Jinja's own (a loop's
-``item.sku``) use Jinja lookup, where ``item["items"]`` reaches a key that shares a
-``dict`` method's name. Rendering is sandboxed (:mod:`workflows.template_sandbox`)
-and bounded (:mod:`workflows.template_limits`).
+A string that is one ``{{ }}`` with at most whitespace around it is a whole value
+and keeps the JSON type of what it reads; anything else renders a string, with
+objects, numbers, booleans and null embedded as JSON text. Paths are translated
+first (:mod:`workflows.templates.paths`); rendering is sandboxed
+(:mod:`workflows.templates.sandbox`) and bounded (:mod:`workflows.templates.limits`).
 
 Each distinct template string is compiled once and cached; strings without
 ``{{`` or ``{%`` are returned untouched without any Jinja work.
@@ -37,11 +22,9 @@ from jinja2 import nodes
 
 from workflows.errors import TemplateError
 from workflows.model import JSON
-from workflows.template_limits import BUDGET, MAX_LENGTH, Budget
-from workflows.template_paths import has_template, translate
-from workflows.template_sandbox import environment, guard, to_json, variables
-
-__all__ = ["check_syntax", "references", "render"]
+from workflows.templates.limits import BUDGET, MAX_LENGTH, Budget
+from workflows.templates.paths import has_template, translate
+from workflows.templates.sandbox import environment, guard, to_json, variables
 
 #: errors a template's own code can raise while it renders
 _RENDER_ERRORS = (

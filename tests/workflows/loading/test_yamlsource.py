@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from workflows import yamlsource
-from workflows.yamlsource import format_path, parse_file
+from workflows.loading import yamlsource
+from workflows.loading.yamlsource import format_path, parse_file
 
 TEXT = """\
 # a comment

@@ -2,7 +2,7 @@
 
 Templates run in Jinja's :class:`~jinja2.sandbox.ImmutableSandboxedEnvironment`
 (no ``_``-prefixed or internal attributes, no mutation of lists or dicts) with
-``StrictUndefined`` semantics, the limits of :mod:`workflows.template_limits`, and
+``StrictUndefined`` semantics, the limits of :mod:`workflows.templates.limits`, and
 only JSON coming out: a whole-value template yields a fresh JSON value, an object
 embedded in text (``{{ }}``, ``~``, ``join``, ``string``, ``%``, ``format``) renders
 as JSON text, and a Python object (a function, ``self``, ``range``...) is refused
@@ -24,7 +24,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from workflows.errors import TemplateError
 from workflows.model import JSON
-from workflows.template_limits import (
+from workflows.templates.limits import (
     check_binop,
     check_expansion,
     check_format,
@@ -32,7 +32,7 @@ from workflows.template_limits import (
     count_value,
     tick,
 )
-from workflows.template_paths import DATA_NAME, LOOKUP_NAME
+from workflows.templates.paths import DATA_NAME, LOOKUP_NAME
 
 #: filters and ``str`` methods that can build a string much longer than their input
 _EXPANDING = frozenset(

@@ -9,7 +9,8 @@ import pytest
 
 from tests.workflows.conftest import MakeProject
 from workflows.errors import DefinitionError, Problem
-from workflows.loader import discover, load_project
+from workflows.loading.discovery import discover
+from workflows.loading.loader import load_project
 
 WORKFLOW = 'id: wf\ntasks:\n  - id: a\n    $use: tool(global::tools.#(id=="notify"))\n'
 
@@ -89,7 +90,7 @@ def test_seed_two_documents_in_one_file_are_two_workflows(seed_dir: Path) -> Non
 
 
 def test_seed_fan_out_block_as_written_has_nothing_to_run() -> None:
-    root = Path(__file__).parent.parent / "fixtures" / "seed_as_written"
+    root = Path(__file__).parents[2] / "fixtures" / "seed_as_written"
 
     problems = errors_of(root)
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from workflows.references import (
+from workflows.loading.references import (
     Reference,
     Resolver,
     Selector,

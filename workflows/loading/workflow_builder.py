@@ -1,9 +1,10 @@
 """Builds a workflow (``workflows.model.Workflow``) from one resolved YAML document.
 
-On top of the pieces of :mod:`workflows.builder`, it checks the workflow's meaning:
-unique task ids and trigger names, ``next`` targets, what ``$use`` points at,
-``action`` against the agent, templates reading ``.tasks.<id>``, and which tasks
-no path from the first one reaches (a warning).
+On top of the parts of :mod:`workflows.loading.parts_builder` (its own tools and
+agents), it checks the workflow's meaning: unique task ids and trigger names,
+``next`` targets, what ``$use`` points at, ``action`` against the agent, templates
+reading ``.tasks.<id>``, and which tasks no path from the first one reaches (a
+warning).
 """
 
 from __future__ import annotations
@@ -11,14 +12,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from workflows.builder import Builder, Shared, as_dict, as_list, as_num, as_str, frozen
+from workflows.loading.parts_builder import (
+    PartsBuilder,
+    Shared,
+    as_dict,
+    as_list,
+    as_num,
+    as_str,
+    frozen,
+)
+from workflows.loading.references import UnresolvedReference, locate, parse_use
+from workflows.loading.validation import check_payload_schema
+from workflows.loading.yamlsource import JsonPath, format_path
 from workflows.model import Agent, Defaults, Task, Tool, Trigger, Workflow
-from workflows.references import UnresolvedReference, locate, parse_use
-from workflows.validation import check_payload_schema
-from workflows.yamlsource import JsonPath, format_path
 
 
-class WorkflowBuilder(Builder):
+class WorkflowBuilder(PartsBuilder):
     """Builds one workflow document, appending every problem to ``problems``."""
 
     def workflow(self, data: Any, shared: Shared) -> Workflow | None:

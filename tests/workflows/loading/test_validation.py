@@ -10,7 +10,7 @@ import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from workflows.validation import PROJECT_SCHEMA, SCHEMA_DIR, WORKFLOW_SCHEMA
+from workflows.loading.validation import PROJECT_SCHEMA, SCHEMA_DIR, WORKFLOW_SCHEMA
 
 
 def editor_validator(name: str) -> Draft202012Validator:
