@@ -11,6 +11,7 @@ WORKDIR /srv/herald
 
 # Dependencies first, so that a code change does not reinstall them.
 COPY pyproject.toml README.md alembic.ini ./
+COPY herald ./herald
 COPY app ./app
 COPY workers ./workers
 COPY workflows ./workflows

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask
 
-from app.devworker import WORKER_THREADS, EmbeddedWorker, dev_celery, node_name, recover
+from herald.dev.worker import WORKER_THREADS, EmbeddedWorker, dev_celery, node_name, recover
 from workflows.errors import DefinitionError, HeraldError
 from workflows.registry import Definitions
 from workflows.settings import Settings, parse_tokens
