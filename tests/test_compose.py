@@ -22,15 +22,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from tests.test_examples import EXAMPLES, SEED_EVENT
 from workflows.store import db
@@ -136,7 +133,9 @@ def test_the_dockerfile_copies_only_what_exists() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     copies = re.findall(r"^COPY\s+(.+?)\s+\S+$", dockerfile, re.M)
     sources = [s for line in copies for s in line.split()]
-    assert "pyproject.toml" in sources and "migrations" in sources
+    # the migrations ship inside the workflows package, installed (not editable) with it
+    assert {"pyproject.toml", "herald", "app", "workers", "workflows"} <= set(sources)
+    assert re.search(r"^RUN pip install \.(?!\S)", dockerfile, re.M), "install the package as is"
     for source in sources:
         assert (ROOT / source).exists(), f"Dockerfile copies {source}, which does not exist"
 
@@ -174,20 +173,6 @@ def health_command(service: dict[str, Any]) -> list[str]:
     """A compose health check as an argv: CMD as is, CMD-SHELL through sh."""
     kind, *rest = service["healthcheck"]["test"]
     return ["sh", "-c", rest[0]] if kind == "CMD-SHELL" else rest
-
-
-@pytest.fixture
-def empty_database(pg_url: str) -> Iterator[str]:
-    """A database with no herald schema at all, for the one-shot migration."""
-    server = make_url(db.normalize_url(pg_url))
-    name = f"herald_compose_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield server.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 class Services:

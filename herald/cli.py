@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from app.cli import db, dev, send, serve, sweep, validate, worker
+from herald import db, dev, send, serve, sweep, validate, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

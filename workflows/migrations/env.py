@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from alembic import context
+
 from workflows.store.db import make_engine
 from workflows.store.models import Base
 

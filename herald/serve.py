@@ -13,6 +13,7 @@ import click
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from herald.preflight import preflight
 from workflows.errors import ConfigError, DefinitionError, StoreError
 from workflows.settings import Settings
 
@@ -37,18 +38,10 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
         return create_app(self.settings)
 
 
-def preflight(settings: Settings) -> None:
-    """Raise with a clear message unless the schema is migrated and the definitions load."""
+def warn_without_tokens(settings: Settings) -> None:
+    """Warn on stderr when no API token is configured: the API would refuse every request."""
     from app.auth import load_tokens
-    from workflows.registry import Definitions
-    from workflows.store.db import check_schema, make_engine
 
-    engine = make_engine(settings.database_url, pool_size=1)
-    try:
-        check_schema(engine)
-    finally:
-        engine.dispose()
-    Definitions.load(settings.project_dir)
     if not len(load_tokens(settings.api_tokens, settings.tokens_file, None)):
         click.echo(
             "warning: no API tokens configured (HERALD_API_TOKENS or HERALD_TOKENS_FILE); "
@@ -68,6 +61,7 @@ def command(bind: str, workers: int, threads: int) -> None:
     try:
         settings = Settings.from_env()
         preflight(settings)
+        warn_without_tokens(settings)
     except DefinitionError as exc:
         for problem in exc.problems:
             click.echo(str(problem), err=True)

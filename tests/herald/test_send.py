@@ -13,8 +13,8 @@ from flask import Flask
 from sqlalchemy import Engine
 from werkzeug.serving import make_server
 
-from app.cli import cli
-from app.cli.send import default_token
+from herald.cli import cli
+from herald.send import default_token
 from tests.app.conftest import closed_port
 
 

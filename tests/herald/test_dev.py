@@ -356,7 +356,7 @@ def test_a_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
 
 
 def test_dev_settings_use_sqlite_in_the_project_and_the_seed_token(tmp_path: Path) -> None:
-    from app.devserver import dev_settings
+    from herald.dev.server import dev_settings
 
     settings = dev_settings(
         tmp_path,
@@ -371,14 +371,14 @@ def test_dev_settings_use_sqlite_in_the_project_and_the_seed_token(tmp_path: Pat
 
 
 def test_dev_settings_take_the_tokens_from_the_environment(tmp_path: Path) -> None:
-    from app.devserver import dev_settings
+    from herald.dev.server import dev_settings
 
     settings = dev_settings(tmp_path, {"HERALD_API_TOKENS": "me:s3cret,ci:other"})
     assert [(t.name, t.secret) for t in settings.api_tokens] == [("me", "s3cret"), ("ci", "other")]
 
 
 def test_the_watcher_sees_workflow_files_but_not_hidden_or_virtualenv_ones(tmp_path: Path) -> None:
-    from app.devserver import snapshot
+    from herald.dev.server import snapshot
 
     for name in (
         "a.yaml",
@@ -397,7 +397,7 @@ def test_the_watcher_sees_workflow_files_but_not_hidden_or_virtualenv_ones(tmp_p
 
 
 def test_without_a_sample_event_the_curl_sends_the_first_trigger(tmp_path: Path) -> None:
-    from app.devserver import sample_curl
+    from herald.dev.server import sample_curl
     from workflows.registry import Definitions
 
     (tmp_path / "wf.yaml").write_text(

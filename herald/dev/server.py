@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING
 
 from flask import Flask
 
-from app.devworker import WORKER_THREADS, EmbeddedWorker, dev_celery, node_name, recover
+from herald.dev.worker import WORKER_THREADS, EmbeddedWorker, dev_celery, node_name, recover
+from herald.preflight import preflight
 from workflows.errors import DefinitionError, HeraldError
 from workflows.registry import Definitions
 from workflows.settings import Settings, parse_tokens
@@ -98,7 +99,7 @@ class DevServer:
         from workflows.store import db
 
         settings = self.settings
-        definitions = Definitions.load(settings.project_dir)
+        definitions = preflight(settings, schema=False)  # it migrates once it holds the port
         listener = _listen(self.host, self.port)  # first: a taken port changes nothing
         with listener:  # make_server keeps a duplicate of it
             db.upgrade(settings.database_url)

@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine
 
-from app.cli import cli
+from herald.cli import cli
 from tests.app.conftest import closed_port, order
 
 

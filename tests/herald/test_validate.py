@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from app.cli import cli
+from herald.cli import cli
 
 WORKFLOW = """\
 id: wf

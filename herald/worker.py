@@ -14,6 +14,7 @@ import uuid
 
 import click
 
+from herald.preflight import preflight
 from workflows.errors import DefinitionError, HeraldError
 from workflows.settings import Settings
 
@@ -62,8 +63,6 @@ def command(
     from workers.agents import check_providers
     from workers.celery_app import Queues, make_celery
     from workers.sweep import SweepStep
-    from workflows.loading.loader import load_project
-    from workflows.store import db
 
     try:
         settings = Settings.from_env()
@@ -71,18 +70,13 @@ def command(
         raise click.ClickException(exc.message) from None
     level = (loglevel or settings.log_level).upper()
     selected = _queues(queues, Queues.for_prefix(settings.queue_prefix))
-    engine = db.make_engine(settings.database_url, pool_size=1)
     try:
-        db.check_schema(engine)
-    except HeraldError as exc:
-        raise click.ClickException(exc.message) from None
-    finally:
-        engine.dispose()
-    try:
-        project = load_project(settings.project_dir)
+        project = preflight(settings).project
     except DefinitionError as exc:
         click.echo(exc.message, err=True)
         sys.exit(1)
+    except HeraldError as exc:
+        raise click.ClickException(exc.message) from None
 
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logs.configure(level)

@@ -6,6 +6,7 @@ import contextlib
 
 import click
 
+from herald.preflight import preflight
 from workflows.errors import HeraldError
 from workflows.settings import Settings
 
@@ -22,17 +23,10 @@ def command(once: bool, interval: float | None) -> None:
     """Re-publish work that was accepted but never picked up; reclaim lost steps."""
     from workers import logs
     from workers.sweep import Sweeper, sweep, sweep_runtime
-    from workflows.loading.loader import load_project
-    from workflows.store import db
 
     try:
         settings = Settings.from_env()
-        engine = db.make_engine(settings.database_url, pool_size=1)
-        try:
-            db.check_schema(engine)
-        finally:
-            engine.dispose()
-        project = load_project(settings.project_dir)
+        project = preflight(settings).project
     except HeraldError as exc:
         raise click.ClickException(exc.message) from None
     logs.configure(settings.log_level)

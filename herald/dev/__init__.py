@@ -33,7 +33,7 @@ def command(project: Path | None, port: int) -> None:
     <project>/.herald/herald.db, the broker lives in memory. Workflow files are
     reloaded when they change; unfinished work is picked up again after a restart.
     """
-    from app.devserver import DevServer, dev_settings
+    from herald.dev.server import DevServer, dev_settings
 
     root = project or Path(os.environ.get("HERALD_PROJECT_DIR") or Path.cwd())
     if not root.is_dir():
