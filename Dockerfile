@@ -7,20 +7,21 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-WORKDIR /srv/herald
-
-# Dependencies first, so that a code change does not reinstall them.
-COPY pyproject.toml README.md alembic.ini ./
+# The sources only to build and install the package; the migrations ship inside it
+# (workflows/migrations), so nothing of the checkout is kept in the image.
+WORKDIR /usr/src/herald
+COPY pyproject.toml README.md ./
+COPY herald ./herald
 COPY app ./app
 COPY workers ./workers
 COPY workflows ./workflows
-COPY migrations ./migrations
-# Editable, so that the package finds migrations/ beside it.
-RUN pip install -e . \
+RUN pip install . \
+    && rm -rf /usr/src/herald \
     && useradd --system --uid 10001 --home-dir /srv/herald herald \
     && mkdir -p /var/lib/herald/outbox \
     && chown herald /var/lib/herald/outbox
 
+WORKDIR /srv/herald
 # The examples are the default project; mount yours over /srv/project.
 COPY examples /srv/project
 

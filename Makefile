@@ -2,7 +2,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
-LINTED := app workers workflows tests benchmarks examples
+LINTED := herald app workers workflows tests benchmarks examples
 
 .PHONY: install dev test lint typecheck check bench bench-quick clean
 

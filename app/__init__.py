@@ -1,4 +1,4 @@
-"""herald's HTTP side: the Flask app factory, auth, API blueprints and the CLI.
+"""herald's HTTP side: the Flask app factory, auth and the API blueprints.
 
 :func:`create_app` follows Flask's tutorial: defaults, then the environment
 (``Settings.from_env()``), then the caller's override. It loads the workflow

@@ -1,10 +1,12 @@
 """The API error sub-tree and the one handler that turns errors into the JSON envelope.
 
 Every refusal the HTTP side makes is an :class:`ApiError` with an HTTP ``status``
-and a machine-readable ``code``. :func:`init_app` installs one handler that maps
-them, werkzeug's own HTTP errors (404, 405, 413...) and anything unexpected to
-``{"success": false, "error": {"code", "message", "details"}}``; an unexpected
-error becomes a 500 ``internal_error`` without its stack trace (logged instead).
+and a machine-readable ``code``; what the client got wrong (every 4xx) is a
+:class:`ClientError`, whatever the endpoint. :func:`init_app` installs one handler
+that maps them, werkzeug's own HTTP errors (404, 405, 413...) and anything
+unexpected to ``{"success": false, "error": {"code", "message", "details"}}``; an
+unexpected error becomes a 500 ``internal_error`` without its stack trace (logged
+instead).
 """
 
 from __future__ import annotations
@@ -36,18 +38,18 @@ class ApiError(HeraldError):
         return {}
 
 
-class EventRejected(ApiError):
+class ClientError(ApiError):
     """A request the API refused because of what the client sent (a 4xx)."""
 
     status = 400
     code = "validation_error"
 
 
-class ValidationFailed(EventRejected):
+class ValidationFailed(ClientError):
     """The request is malformed: bad JSON, a missing or ill-typed field, a bad parameter."""
 
 
-class Unauthorized(EventRejected):
+class Unauthorized(ClientError):
     """No bearer token, or one that matches no configured token."""
 
     status = 401
@@ -58,56 +60,56 @@ class Unauthorized(EventRejected):
         return {"WWW-Authenticate": 'Bearer realm="herald"'}
 
 
-class Forbidden(EventRejected):
+class Forbidden(ClientError):
     """The token is valid but may not do this (scope or event name)."""
 
     status = 403
     code = "forbidden"
 
 
-class NotFound(EventRejected):
+class NotFound(ClientError):
     """The resource asked for does not exist."""
 
     status = 404
     code = "not_found"
 
 
-class MethodNotAllowed(EventRejected):
+class MethodNotAllowed(ClientError):
     """The resource exists but does not answer this HTTP method."""
 
     status = 405
     code = "method_not_allowed"
 
 
-class Conflict(EventRejected):
+class Conflict(ClientError):
     """The idempotency key was already used by this token with a different body."""
 
     status = 409
     code = "conflict"
 
 
-class PayloadTooLarge(EventRejected):
+class PayloadTooLarge(ClientError):
     """The request body is larger than ``HERALD_MAX_BODY_BYTES``."""
 
     status = 413
     code = "payload_too_large"
 
 
-class UnsupportedMediaType(EventRejected):
+class UnsupportedMediaType(ClientError):
     """The request body is not ``application/json``."""
 
     status = 415
     code = "unsupported_media_type"
 
 
-class SchemaValidationFailed(EventRejected):
+class SchemaValidationFailed(ClientError):
     """The payload does not satisfy the schema of every subscribed workflow."""
 
     status = 422
     code = "schema_validation_failed"
 
 
-class RateLimited(EventRejected):
+class RateLimited(ClientError):
     """The token sent more requests per second than ``HERALD_RATE_LIMIT`` allows."""
 
     status = 429

@@ -1,8 +1,8 @@
 """The API's structured logs: one JSON object per line on the ``herald`` logger.
 
-Call sites log an event kind and its fields (``log_event("event.routed",
+Call sites log what happened and its fields (``log_event("event.routed",
 event_id=..., request_id=..., workflows=[...])``); never a token or a payload.
-The kind is the line's ``event`` field. Format and handler: :mod:`workflows.logs`.
+What happened is the line's ``kind`` field. Format and handler: :mod:`workflows.logs`.
 """
 
 from __future__ import annotations
@@ -11,9 +11,6 @@ import logging
 from typing import Any
 
 from workflows import logs as shared
-from workflows.logs import JsonFormatter, StderrHandler
-
-__all__ = ["LOGGER", "JsonFormatter", "StderrHandler", "configure", "log", "log_event"]
 
 LOGGER = "herald"
 log = logging.getLogger(LOGGER)
@@ -24,6 +21,6 @@ def configure(level: str = "INFO") -> None:
     shared.configure(log, level)
 
 
-def log_event(event: str, *, level: int = logging.INFO, **fields: Any) -> None:
-    """Log one structured line: ``event`` is its kind (``event.received``...)."""
-    shared.emit(log, level, "event", event, fields)
+def log_event(kind: str, *, level: int = logging.INFO, **fields: Any) -> None:
+    """Log one structured line; ``kind`` names what happened (``event.received``...)."""
+    shared.emit(log, level, kind, fields)

@@ -1,6 +1,7 @@
 """Publishing work to Celery, always after the commit that made it durable.
 
-The API only publishes ``herald.dispatch_event(event_id)``. To keep one
+The API publishes ``herald.dispatch_event(event_id)`` for each accepted event,
+and the step the engine queued when an operator retries an execution. To keep one
 transaction per event, the event is committed with ``publish_count`` 1 (the
 publish that follows the commit); when the broker is unreachable the publish
 fails fast (no connection retries), the count is put back to 0 and the event
@@ -27,7 +28,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.logs import log_event
-from workers.celery_app import DISPATCH_TASK, make_celery
+from workers.celery_app import DISPATCH_TASK, make_celery, send
+from workflows.engine.messages import Publish
 from workflows.settings import Settings
 from workflows.store.models import Event
 
@@ -84,6 +86,24 @@ class Publisher:
             )
             self._down_until = time.monotonic() + BROKER_COOLDOWN
             self._uncount(event_id, request_id)
+            return False
+        return True
+
+    def step(self, message: Publish, *, request_id: str | None = None) -> bool:
+        """Publish a step's run message; ``False`` (logged) if the broker is down.
+
+        The step is durable already: the recovery sweep publishes it later.
+        """
+        try:
+            send(self.celery, message)
+        except (KombuError, RedisError, OSError) as exc:
+            log_event(
+                "step.publish_failed",
+                level=logging.WARNING,
+                step_id=message.step_id,
+                request_id=request_id,
+                reason=f"{exc.__class__.__name__}: {exc}",
+            )
             return False
         return True
 

@@ -14,7 +14,7 @@ from benchmarks.errors import BenchmarkError
 from benchmarks.project import FANOUT_EVENT, FANOUT_PAYLOAD, write_large_project
 from benchmarks.results import DefinitionsBench
 from benchmarks.stats import Summary
-from workflows.loader import load_project
+from workflows.loading.loader import load_project
 from workflows.registry import TriggerRegistry
 
 

@@ -49,16 +49,16 @@ def profile_post(settings: Settings, token: str, calls: int) -> HotPathProfile:
 
 def profile_steps(settings: Settings, calls: int) -> HotPathProfile:
     """The engine's ``run_step`` on no-op steps: dispatch the accepted events, then run steps."""
-    from workers import dispatch, steps
+    from workers import tasks
     from workers.runtime import Runtime
-    from workflows.loader import load_project
+    from workflows.loading.loader import load_project
 
     rt = Runtime.create(settings, load_project(settings.project_dir), hostname="bench-profile")
     try:
         with rt.sessions() as session:
             event_ids = list(session.scalars(select(Event.id).order_by(Event.id)))
         for event_id in event_ids:
-            dispatch.dispatch_event(rt, event_id)
+            tasks.dispatch(rt, event_id)
         queue: list[str] = []
 
         def run_one() -> None:
@@ -68,7 +68,7 @@ def profile_steps(settings: Settings, calls: int) -> HotPathProfile:
                     queue.extend(session.scalars(queued.order_by(Step.queued_at)))
             if not queue:
                 raise BenchmarkError("no queued step left to profile: send more events first")
-            steps.run_step(rt, queue.pop(0), worker="bench-profile")
+            tasks.run_step(rt, queue.pop(0), worker="bench-profile")
 
         return _measure("herald run_step, no-op tool (in-process)", run_one, calls)
     finally:

@@ -1,7 +1,7 @@
 """The examples: their definitions load, the seed's event fits them, their tools do what they say.
 
 The tools are called directly here (as the worker's Python tool runtime calls
-them: ``run(input, context)``); ``tests/test_dev.py`` runs them through herald.
+them: ``run(input, context)``); ``tests/herald/test_dev.py`` runs them through herald.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def test_a_bad_order_is_refused_naming_the_field(
 
 
 def test_herald_validate_accepts_the_examples() -> None:
-    from app.cli import cli
+    from herald.cli import cli
 
     result = CliRunner().invoke(cli, ["validate", "--project", str(EXAMPLES)])
     assert result.exit_code == 0, result.output
@@ -327,7 +327,7 @@ def test_the_readme_names_only_make_targets_that_exist() -> None:
 
 
 def test_the_readme_names_only_herald_commands_that_exist() -> None:
-    from app.cli import cli
+    from herald.cli import cli
 
     readme = (ROOT / "README.md").read_text()
     named = set(re.findall(r"`(?:\.venv/bin/)?herald (db upgrade|[a-z]+)", readme))

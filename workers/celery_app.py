@@ -10,17 +10,13 @@ from dataclasses import dataclass
 
 from celery import Celery
 
+from workflows.engine.messages import HARD_LIMIT_GRACE, MAX_COUNTDOWN, Dispatch, Message, Publish
 from workflows.settings import Settings
 
 DISPATCH_TASK = "herald.dispatch_event"
 STEP_TASK = "herald.run_step"
 AGENT_STEP_TASK = "herald.run_agent_step"
 SWEEP_TASK = "herald.sweep"
-
-#: seconds a step may overrun its soft time limit before its pool process is killed
-HARD_LIMIT_GRACE = 30.0
-#: the longest countdown put on the broker; longer delays wait in the database
-MAX_COUNTDOWN = 60.0
 
 
 @dataclass(frozen=True)
@@ -104,3 +100,18 @@ def publish_step(
 def publish_dispatch(celery: Celery, event_id: str) -> None:
     """Publish ``herald.dispatch_event(event_id)``."""
     celery.send_task(DISPATCH_TASK, args=[event_id])
+
+
+def send(celery: Celery, message: Message) -> None:
+    """Publish one message the engine returned."""
+    if isinstance(message, Dispatch):
+        publish_dispatch(celery, message.event_id)
+        return
+    assert isinstance(message, Publish)
+    publish_step(
+        celery,
+        message.step_id,
+        uses=message.uses,
+        timeout=message.timeout,
+        countdown=message.countdown,
+    )

@@ -2,7 +2,7 @@
 
 ``log_event("step.finished", event_id=..., execution_id=..., task_id=...,
 attempt=..., duration_ms=..., status=...)``; never a payload, a token or a key.
-The kind is the line's ``kind`` field. Format and handler: :mod:`workflows.logs`.
+What happened is the line's ``kind`` field. Format and handler: :mod:`workflows.logs`.
 """
 
 from __future__ import annotations
@@ -12,9 +12,6 @@ import sys
 from typing import Any
 
 from workflows import logs as shared
-from workflows.logs import JsonFormatter
-
-__all__ = ["LOGGER", "JsonFormatter", "configure", "log", "log_event"]
 
 LOGGER = "herald.worker"
 log = logging.getLogger(LOGGER)
@@ -28,4 +25,4 @@ def configure(level: str = "INFO") -> None:
 
 def log_event(kind: str, *, level: int = logging.INFO, **fields: Any) -> None:
     """Log one structured line; ``kind`` names what happened (``step.finished``...)."""
-    shared.emit(log, level, "kind", kind, fields)
+    shared.emit(log, level, kind, fields)

@@ -1,15 +1,8 @@
-"""The recovery sweep: re-publish durable work that nobody picked up, reclaim lost steps.
+"""The recovery sweep on the Celery side: passes of the engine's recovery, then publish.
 
-One pass (:func:`sweep`) runs in one transaction that only one process at a
-time may hold (``pg_try_advisory_xact_lock`` on PostgreSQL; SQLite serialises
-writers anyway), and publishes after commit:
-
-- events still ``accepted`` past the dispatch deadline (the wait grows with each publish);
-- steps ``queued`` past the step deadline (``queued_at`` is reset when re-published);
-- ``retrying`` steps whose backoff has passed (long backoffs only live in the database);
-- ``running`` steps whose lease has passed: their worker is presumed lost,
-  ``lost`` + 1, re-queued, or failed (following ``on_error``) past the redelivery cap.
-
+Each pass (:func:`workflows.engine.recovery.sweep`) runs in its own transaction
+and its messages are published after that commit; passes follow each other at
+once while a kind of work fills its batch, so a backlog drains at broker speed.
 Every worker runs it once when it starts and then every ``sweep_interval_seconds``
 from a thread of its main process (:class:`SweepStep`, a Celery bootstep);
 ``herald sweep`` runs it standalone.
@@ -19,186 +12,76 @@ from __future__ import annotations
 
 import logging
 import threading
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from celery import Celery, bootsteps
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import create_engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
-from workers.celery_app import make_celery, publish_dispatch
+from workers.celery_app import make_celery
 from workers.logs import log_event
-from workers.progress import Attempt, Publish, advance, fail_execution, publish_for
+from workers.publish import publish
 from workers.runtime import Runtime
-from workers.steps import build_context, publish_messages
+from workflows.engine import recovery
+from workflows.engine.recovery import SweepReport
 from workflows.errors import HeraldError
-from workflows.model import ExecutionStatus, Project, StepStatus
+from workflows.model import Project
 from workflows.settings import Settings
 from workflows.store import db
-from workflows.store import executions as store
-from workflows.store.models import Step, utcnow
+from workflows.store.models import utcnow
 
-#: the advisory lock that keeps two sweeps from running at once ("herald" in ASCII)
-LOCK_KEY = 0x686572616C64
-#: rows of each kind handled per pass
-BATCH = 500
-
-
-@dataclass
-class SweepReport:
-    """What one pass did."""
-
-    #: another sweep held the lock: this pass did nothing
-    skipped: bool = False
-    events: list[str] = field(default_factory=list)
-    queued: list[str] = field(default_factory=list)
-    retries: list[str] = field(default_factory=list)
-    lost: list[str] = field(default_factory=list)
-    failed: list[str] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        """How many rows this pass acted on."""
-        return sum(len(x) for x in (self.events, self.queued, self.retries, self.lost, self.failed))
+#: passes one sweep may chain while work keeps filling the batch
+MAX_PASSES = 1000
 
 
 def sweep(rt: Runtime, *, now: datetime | None = None) -> SweepReport:
-    """One recovery pass; safe to run on several processes at once."""
-    now = now or utcnow()
-    report = SweepReport()
-    settings = rt.settings
-    events: list[str] = []
-    publish: list[Publish] = []
-    with rt.sessions.begin() as session:
-        if not _lock(session):
-            report.skipped = True
-            return report
-        for event in store.stale_events(
-            session, now=now, deadline=settings.dispatch_deadline_seconds, limit=BATCH
-        ):
-            event.publish_count += 1
-            events.append(event.id)
-        for step in store.stale_queued_steps(
-            session, now=now, deadline=settings.step_deadline_seconds, limit=BATCH
-        ):
-            publish += _requeue(rt, session, step, now)
-            report.queued.append(step.id)
-        for step in store.due_retries(
-            session, now=now, deadline=settings.step_deadline_seconds, limit=BATCH
-        ):
-            publish += _requeue(rt, session, step, now)
-            report.retries.append(step.id)
-        for step in store.expired_leases(session, now=now, limit=BATCH):
-            step.lost += 1
-            if step.lost > settings.redelivery_cap:
-                publish += _give_up(rt, session, step, now)
-                report.failed.append(step.id)
-            else:
-                publish += _requeue(rt, session, step, now)
-                report.lost.append(step.id)
-    report.events = events
-    for event_id in events:
-        try:
-            publish_dispatch(rt.celery, event_id)
-        except (KombuError, RedisError, OSError) as exc:
-            log_event(
-                "sweep.publish_failed",
-                level=logging.WARNING,
-                event_id=event_id,
-                reason=f"{type(exc).__name__}: {exc}",
-            )
-    publish_messages(rt, publish)
-    if report.total:
+    """Recovery passes until nothing more is due; what they did, added up.
+
+    A pass whose publishes fail (the broker is down) ends the chain, and the
+    events it could not publish get their count back, so an outage does not
+    push their next try further out.
+    """
+    total = SweepReport()
+    for _ in range(MAX_PASSES):
+        with rt.sessions.begin() as session:
+            report = recovery.sweep(session, rt.project, rt.settings, now=now or utcnow())
+        if report.skipped:
+            total.skipped = not total.total
+            break
+        unsent = publish(rt, report.publish)
+        for kind in ("events", "queued", "retries", "lost", "failed"):
+            getattr(total, kind).extend(getattr(report, kind))
+        if unsent:
+            # the broker is down: these events wait no longer for it, and the chain stops
+            with rt.sessions.begin() as session:
+                recovery.uncount(session, unsent)
+            break
+        if not report.more:
+            break
+    if total.total:
         log_event(
             "sweep.finished",
-            events=len(report.events),
-            queued=len(report.queued),
-            retries=len(report.retries),
-            lost=len(report.lost),
-            failed=len(report.failed),
+            events=len(total.events),
+            queued=len(total.queued),
+            retries=len(total.retries),
+            lost=len(total.lost),
+            failed=len(total.failed),
         )
-    return report
-
-
-def _lock(session: Session) -> bool:
-    """Take the sweep's transaction-scoped lock; False when another sweep holds it."""
-    if session.get_bind().dialect.name != "postgresql":
-        return True
-    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))))
-
-
-def _requeue(rt: Runtime, session: Session, step: Step, now: datetime) -> list[Publish]:
-    """Put a step back in the queue and publish it again (cancelled if its run is over)."""
-    execution = store.lock_execution(session, step.execution_id)
-    assert execution is not None
-    workflow = rt.project.workflows.get(execution.workflow_id)
-    if ExecutionStatus(execution.status).finished or workflow is None:
-        step.status, step.finished_at, step.lease_until = StepStatus.CANCELLED.value, now, None
-        if workflow is None and not ExecutionStatus(execution.status).finished:
-            fail_execution(
-                execution,
-                f"workflow {execution.workflow_id!r} is no longer defined",
-                kind="definition_missing",
-                now=now,
-            )
-        return []
-    step.status = StepStatus.QUEUED.value
-    step.queued_at, step.not_before, step.lease_until = now, None, None
-    step.publish_count += 1
-    try:
-        task = workflow.task(step.task_id)
-    except KeyError:
-        return []  # the claim fails it with a clear message
-    return [publish_for(step, task)]
-
-
-def _give_up(rt: Runtime, session: Session, step: Step, now: datetime) -> list[Publish]:
-    """Fail a step that lost its worker too often, following its on_error path."""
-    execution = store.lock_execution(session, step.execution_id)
-    assert execution is not None
-    message = (
-        f"step lost its worker {step.lost} times (cap {rt.settings.redelivery_cap}); giving up"
-    )
-    error: dict[str, Any] = {"type": "worker_lost", "message": message, "lost": step.lost}
-    step.status, step.error, step.finished_at, step.lease_until = (
-        StepStatus.FAILED.value,
-        error,
-        now,
-        None,
-    )
-    if ExecutionStatus(execution.status).finished:
-        return []
-    workflow = rt.project.workflows.get(execution.workflow_id)
-    try:
-        task = workflow.task(step.task_id) if workflow is not None else None
-    except KeyError:
-        task = None
-    if workflow is None or task is None:
-        fail_execution(execution, message, kind="worker_lost", now=now)
-        return []
-    context = build_context(session, execution, workflow, step)
-    context["tasks"][task.id] = {"output": None, "status": StepStatus.FAILED.value, "error": error}
-    return advance(
-        session,
-        execution=execution,
-        workflow=workflow,
-        task=task,
-        result=Attempt(ok=False, error=error),
-        context=context,
-        now=now,
-    )
+    return total
 
 
 def sweep_runtime(settings: Settings, project: Project, celery: Celery | None = None) -> Runtime:
     """A runtime for a sweep thread: its own engine that keeps no idle connection.
 
     Pool processes may be forked while the thread lives; with no pooled
-    connection there is none for a child to inherit.
+    connection there is none for a child to inherit. Without a Celery app given,
+    it publishes through its own, which sends no "task-sent" event per message:
+    that would double the broker round trips of draining a backlog, and Flower
+    still sees each task when a worker receives it.
     """
     url = db.normalize_url(settings.database_url)
     if url.startswith("sqlite"):
@@ -210,8 +93,14 @@ def sweep_runtime(settings: Settings, project: Project, celery: Celery | None = 
         project=project,
         engine=engine,
         sessions=db.make_sessionmaker(engine),
-        celery=celery if celery is not None else make_celery(settings),
+        celery=celery if celery is not None else _publisher(settings),
     )
+
+
+def _publisher(settings: Settings) -> Celery:
+    celery = make_celery(settings)
+    celery.conf.task_send_sent_event = False
+    return celery
 
 
 class Sweeper:
@@ -274,7 +163,9 @@ class SweepStep(bootsteps.StartStopStep):  # type: ignore[misc]
         config = runtime.configuration()
         if config is None:
             return
-        rt = sweep_runtime(config.settings, config.project, config.celery)
+        # an in-process broker is only reachable through the worker's own app
+        shared = config.celery if config.settings.broker_url.startswith("memory") else None
+        rt = sweep_runtime(config.settings, config.project, shared)
         self.sweeper = Sweeper(rt, rt.settings.sweep_interval_seconds)
         self.sweeper.start()
 

@@ -1,22 +1,35 @@
-"""The Celery task bodies: thin, each hands its id to the engine with this process's runtime.
+"""The Celery tasks and their bodies: each opens a transaction, calls the engine, publishes.
 
-Database trouble (the server restarting) is retried by Celery with backoff; if
-that is not enough, the recovery sweep re-publishes what is still pending.
+Every state change is the engine's (:mod:`workflows.engine`); a body here only
+owns the transactions, runs the attempt outside them, and publishes what the
+engine returned after the commit. Database trouble (the server restarting) is
+retried by Celery with backoff; if that is not enough, the recovery sweep
+re-publishes what is still pending.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from celery import Task, shared_task
 from sqlalchemy.exc import OperationalError
 
-from workers import dispatch, runtime, steps
+from workers import runtime
 from workers import sweep as recovery
+from workers.attempts import execute
 from workers.celery_app import AGENT_STEP_TASK, DISPATCH_TASK, STEP_TASK, SWEEP_TASK
+from workers.logs import log_event
+from workers.publish import publish
+from workers.runtime import Runtime
+from workflows.engine.claim import ClaimOutcome, claim
+from workflows.engine.dispatch import create_executions
+from workflows.engine.progress import settle
 from workflows.errors import DatabaseUnavailable
+from workflows.store.models import utcnow
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -36,11 +49,11 @@ def task(**options: Any) -> Callable[[F], F]:
 @task(name=DISPATCH_TASK, bind=True, **_RETRY)
 def dispatch_event(self: Task, event_id: str) -> None:
     """Create an accepted event's executions and publish their first steps."""
-    dispatch.dispatch_event(runtime.current(), event_id)
+    dispatch(runtime.current(), event_id)
 
 
 @task(name=STEP_TASK, bind=True, **_RETRY)
-def run_step(self: Task, step_id: str) -> None:
+def run_step_task(self: Task, step_id: str) -> None:
     """Run one attempt of a tool step."""
     _run(self, step_id)
 
@@ -60,9 +73,93 @@ def sweep() -> None:
 def _run(task: Task, step_id: str) -> None:
     request = task.request
     delivery = request.delivery_info or {}
-    steps.run_step(
+    run_step(
         runtime.current(),
         step_id,
         worker=f"{request.hostname or runtime.current().hostname}/{os.getpid()}",
         redelivered=bool(delivery.get("redelivered")),
     )
+
+
+def dispatch(rt: Runtime, event_id: str) -> list[str]:
+    """Dispatch an accepted event and publish its first steps; returns the execution ids."""
+    started = time.monotonic()
+    with rt.sessions.begin() as session:
+        done = create_executions(session, rt.project, event_id, now=utcnow())
+    if done is None:
+        log_event("dispatch.dropped", event_id=event_id, reason="unknown event")
+        return []
+    publish(rt, done.publish)
+    for change in done.version_changes:
+        log_event("dispatch.version_changed", event_id=event_id, **change)
+    log_event(
+        "dispatch.finished",
+        event_id=event_id,
+        event_name=done.event_name,
+        executions=done.execution_ids,
+        executions_created=done.created,
+        published=len(done.publish),
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
+    return done.execution_ids
+
+
+def run_step(rt: Runtime, step_id: str, *, worker: str, redelivered: bool = False) -> str:
+    """Claim a step, run one attempt, settle it, publish what follows; returns its status.
+
+    ``redelivered`` is the broker's flag: the message was handed back after its
+    worker died, so a step still ``running`` is reclaimed (``lost`` + 1).
+    """
+    started = time.monotonic()
+    with rt.sessions.begin() as session:
+        claimed = claim(
+            session,
+            rt.project,
+            step_id,
+            worker=worker,
+            redelivered=redelivered,
+            redelivery_cap=rt.settings.redelivery_cap,
+            now=utcnow(),
+        )
+    if claimed.claim is None:
+        publish(rt, claimed.publish)
+        if claimed.outcome is not ClaimOutcome.FAILED:
+            step = claimed.step
+            log_event(
+                "step.dropped",
+                level=logging.WARNING if step is None else logging.INFO,
+                step_id=step_id,
+                execution_id=step.execution_id if step is not None else None,
+                task_id=step.task_id if step is not None else None,
+                reason=claimed.reason,
+            )
+        return claimed.outcome.value
+    taken = claimed.claim
+    result = execute(taken)
+    with rt.sessions.begin() as session:
+        settled = settle(
+            session,
+            step=taken.step,
+            attempt=taken.attempt,
+            workflow=taken.workflow,
+            task=taken.task,
+            result=result,
+            context=taken.context,
+            now=utcnow(),
+        )
+    publish(rt, settled.publish)
+    log_event(
+        "step.finished",
+        level=logging.INFO if result.ok else logging.WARNING,
+        event_id=taken.event_id,
+        execution_id=taken.step.execution_id,
+        step_id=taken.step.id,
+        task_id=taken.task.id,
+        visit=taken.step.visit,
+        attempt=taken.attempt,
+        status=settled.status.value,
+        duration_ms=round((time.monotonic() - started) * 1000),
+        error=(result.error or {}).get("message"),
+        fenced=settled.fenced,
+    )
+    return settled.status.value

@@ -34,6 +34,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from workers.schemas import UncompilableSchema, mismatches
 from workflows.errors import InvalidStepIO, StepFailed, StepTimedOut, ToolError
+from workflows.jsonpointer import pointer
 from workflows.model import JSON, Tool
 
 #: the most a subprocess tool may print on stdout
@@ -86,9 +87,7 @@ def check_schema(schema: Mapping[str, Any] | None, value: JSON, what: str) -> No
             f"{what} schema cannot be compiled: {exc.message}", details={"schema_path": exc.path}
         ) from None
     if found:
-        problems = [
-            {"path": "/" + "/".join(str(p) for p in m.path), "message": m.message} for m in found
-        ]
+        problems = [{"path": pointer(m.path) or "/", "message": m.message} for m in found]
         summary = "; ".join(f"{p['path']}: {p['message']}" for p in problems[:5])
         raise InvalidStepIO(
             f"{what} does not match its schema: {summary}",

@@ -64,6 +64,27 @@ class SchemaNotMigrated(StoreError):
     """The database schema is missing or older than this code; run `herald db upgrade`."""
 
 
+class EngineError(HeraldError):
+    """An operation on an execution that its state does not allow."""
+
+    def __init__(self, message: str, *, details: dict[str, object] | None = None) -> None:
+        super().__init__(message)
+        self.details = details or {}
+
+
+class UnknownExecution(EngineError):
+    """No execution has this id (nor is one planned under it)."""
+
+    def __init__(self, execution_id: str) -> None:
+        super().__init__(
+            f"no execution with id {execution_id!r}", details={"execution_id": execution_id}
+        )
+
+
+class ExecutionConflict(EngineError):
+    """The execution's state does not allow the operation (finished, not failed...)."""
+
+
 class StepFailed(HeraldError):
     """A step's tool or agent failed; the engine records it and follows on_error."""
 

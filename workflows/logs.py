@@ -1,9 +1,9 @@
 """Structured logs shared by the API and the workers: one JSON object per line.
 
-Each call site names what happened (``event.routed``, ``step.finished``...) and
-gives fields; never a token, a payload or a key. The API and the workers keep
-their own logger and the name of the field that carries the kind (see
-``app.logs`` and ``workers.logs``); the line format and the handler are here.
+Each call site names what happened (``event.routed``, ``step.finished``...), the
+line's ``kind``, and gives fields; never a token, a payload or a key. The API and
+the workers keep their own logger (see ``app.logs`` and ``workers.logs``); the line
+format, the handler and the ``kind`` field are here.
 """
 
 from __future__ import annotations
@@ -75,16 +75,14 @@ def configure(
     return logger
 
 
-def emit(
-    logger: logging.Logger, level: int, kind_field: str, kind: str, fields: dict[str, Any]
-) -> None:
-    """Log one structured line: ``kind`` as its message and under ``kind_field``, with ``fields``.
+def emit(logger: logging.Logger, level: int, kind: str, fields: dict[str, Any]) -> None:
+    """Log one structured line: ``kind`` as its message and its ``kind`` field, with ``fields``.
 
     Nothing is built when ``level`` is off; a field named like a LogRecord
     attribute (``created``, ``name``...) gets a trailing ``_`` instead of being refused.
     """
     if not logger.isEnabledFor(level):
         return
-    extra = {kind_field: kind}
+    extra = {"kind": kind}
     extra.update({(f"{key}_" if key in STANDARD else key): value for key, value in fields.items()})
     logger.log(level, kind, extra=extra)

@@ -165,6 +165,13 @@ class Task:
     timeout: float = 300.0
     location: Location | None = None
 
+    @property
+    def step_timeout(self) -> float:
+        """Seconds one attempt may run: the tool's own timeout, else the task's."""
+        if self.tool is not None and self.tool.timeout is not None:
+            return self.tool.timeout
+        return self.timeout
+
 
 @dataclass(frozen=True)
 class Workflow:
@@ -188,6 +195,10 @@ class Workflow:
             if task.id == task_id:
                 return task
         raise KeyError(task_id)
+
+    def find_task(self, task_id: str) -> Task | None:
+        """The task with this id, or None (definitions may change under a running execution)."""
+        return next((task for task in self.tasks if task.id == task_id), None)
 
     @property
     def first_task(self) -> Task:

@@ -20,11 +20,12 @@ from types import MappingProxyType
 from jsonschema_rs import ValidationError, ValidationErrorKind, Validator
 
 from workflows.errors import DefinitionError, Problem
-from workflows.loader import load_project
+from workflows.jsonpointer import pointer
+from workflows.loading.loader import load_project
+from workflows.loading.yamlsource import format_path
 from workflows.model import Project, Trigger, Workflow
 from workflows.payload_sample import has_conditionals, take
 from workflows.payload_schema import UncompilableSchema, compile_payload_schema
-from workflows.yamlsource import format_path
 
 #: errors listed per refusing workflow unless told otherwise (``HERALD_MAX_ERRORS``)
 MAX_ERRORS = 20
@@ -106,7 +107,7 @@ class TriggerRegistry:
         """Index every trigger of ``project`` and compile one validator per trigger schema.
 
         The loader has compiled each schema already: a DefinitionError here means a
-        project that did not come from :func:`~workflows.loader.load_project`.
+        project that did not come from :func:`~workflows.loading.loader.load_project`.
         """
         by_name: dict[str, list[Subscription]] = {}
         for workflow in sorted(project.workflows.values(), key=lambda w: w.id):
@@ -223,7 +224,7 @@ def _payload_errors(workflow_id: str, error: ValidationError) -> Iterator[Payloa
         types = _branch_types(path, kind.context)
         best = _best_match(path, kind.context)
         if types is not None:
-            yield PayloadError(workflow_id, _pointer(path), _type_message(path, types, error))
+            yield PayloadError(workflow_id, pointer(path), _type_message(path, types, error))
         elif best is not None:
             yield from _payload_errors(workflow_id, best)
         else:
@@ -231,15 +232,15 @@ def _payload_errors(workflow_id: str, error: ValidationError) -> Iterator[Payloa
     elif isinstance(kind, ValidationErrorKind.Required):
         where = [*path, kind.property]
         message = f"{_field(where)}: required field is missing"
-        yield PayloadError(workflow_id, _pointer(where), message)
+        yield PayloadError(workflow_id, pointer(where), message)
     elif isinstance(
         kind, ValidationErrorKind.AdditionalProperties | ValidationErrorKind.UnevaluatedProperties
     ):
         for key in kind.unexpected:
             where = [*path, key]
-            yield PayloadError(workflow_id, _pointer(where), f"{_field(where)}: unexpected field")
+            yield PayloadError(workflow_id, pointer(where), f"{_field(where)}: unexpected field")
     elif isinstance(kind, ValidationErrorKind.Type):
-        yield PayloadError(workflow_id, _pointer(path), _type_message(path, kind.types, error))
+        yield PayloadError(workflow_id, pointer(path), _type_message(path, kind.types, error))
     else:
         yield _generic(workflow_id, path, error)
 
@@ -249,7 +250,7 @@ def _generic(workflow_id: str, path: _Path, error: ValidationError) -> PayloadEr
     message = error.message
     if len(message) > _MAX_MESSAGE:  # messages quote the value, which may be large
         message = message[: _MAX_MESSAGE - 3] + "..."
-    return PayloadError(workflow_id, _pointer(path), f"{_field(path)}: {message}")
+    return PayloadError(workflow_id, pointer(path), f"{_field(path)}: {message}")
 
 
 def _type_message(path: _Path, types: Sequence[str], error: ValidationError) -> str:
@@ -308,10 +309,6 @@ def _json_type(value: object) -> str:
         if isinstance(value, kind):
             return _JSON_TYPES[name]
     return "a number" if isinstance(value, float) else "null"
-
-
-def _pointer(path: _Path) -> str:
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in path)
 
 
 def _field(path: _Path) -> str:

@@ -27,7 +27,7 @@ from app.api.common import (
 )
 from app.auth import require_event, require_scope, visibility
 from app.envelope import read_envelope
-from app.errors import EventRejected, NotFound, ValidationFailed
+from app.errors import ClientError, NotFound, ValidationFailed
 from app.intake import RequestMeta, accept
 from app.logs import log_event
 from app.refusals import COUNTED
@@ -64,7 +64,7 @@ def post_event() -> Response:
         )
         require_event(token, name)
         answer = accept(st, envelope, meta)
-    except EventRejected as exc:
+    except ClientError as exc:
         _audit(exc, token, name)
         raise
     response = jsonify(answer.body())
@@ -72,7 +72,7 @@ def post_event() -> Response:
     return response
 
 
-def _audit(exc: EventRejected, token: ApiToken | None, name: str | None) -> None:
+def _audit(exc: ClientError, token: ApiToken | None, name: str | None) -> None:
     """Record and log a refused event; a database outage here loses only the audit row.
 
     A 401 or 429 is only counted (:class:`~app.refusals.Refusals`).

@@ -15,22 +15,23 @@ as one that does not exist, so that ids tell nothing.
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Blueprint, Response, g, request
-from kombu.exceptions import KombuError
-from redis.exceptions import RedisError
 
 from app.api.common import authorize, choice_param, iso, ok, page, page_params
 from app.auth import visibility
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.logs import log_event
 from app.state import state
-from workers.celery_app import publish_step
+from workflows.engine import control
+from workflows.errors import ExecutionConflict, UnknownExecution
 from workflows.model import ExecutionStatus
 from workflows.settings import ApiToken
 from workflows.store import executions as store
+from workflows.store import steps as step_store
 from workflows.store.models import Execution, Step, utcnow
 
 bp = Blueprint("executions", __name__)
@@ -50,7 +51,7 @@ def get_execution(execution_id: str) -> Response:
                 raise _not_found(execution_id)
         if not seen.allows_execution(session, execution):
             raise _not_found(execution_id)
-        steps = store.steps_of(session, execution_id)
+        steps = step_store.steps_of(session, execution_id)
     return ok(execution_json(execution, steps))
 
 
@@ -76,31 +77,13 @@ def list_executions() -> Response:
 
 @bp.post("/executions/<execution_id>/cancel")
 def cancel_execution(execution_id: str) -> Response:
-    """Cancel a pending or running execution; 409 when it has already finished.
-
-    An execution accepted but not dispatched yet is cancelled too: it is created
-    cancelled, and dispatch (which only inserts what is absent) starts nothing.
-    """
+    """Cancel a pending or running execution; 409 when it has already finished."""
     token = authorize("executions:write")
     execution_id = _id(execution_id)
     _require_visible(token, execution_id)
-    with state().sessions.begin() as session:
-        execution = store.lock_execution(session, execution_id)
-        if execution is None:
-            # accepted, not dispatched yet: create it cancelled, so dispatch starts nothing
-            planned = store.planned_execution(session, execution_id)
-            if planned is None:
-                raise _not_found(execution_id)
-            store.create_execution(session, store.execution_values(planned))
-            execution = store.lock_execution(session, execution_id)
-            assert execution is not None
-        if ExecutionStatus(execution.status).finished:
-            raise Conflict(
-                f"execution {execution_id!r} has already finished ({execution.status})",
-                details={"status": execution.status},
-            )
-        store.cancel(session, execution, now=utcnow())
-        steps = store.steps_of(session, execution_id)
+    with state().sessions.begin() as session, _engine_errors():
+        execution = control.cancel(session, execution_id, now=utcnow())
+        steps = step_store.steps_of(session, execution_id)
     log_event(
         "execution.cancelled",
         execution_id=execution_id,
@@ -112,53 +95,22 @@ def cancel_execution(execution_id: str) -> Response:
 
 @bp.post("/executions/<execution_id>/retry")
 def retry_execution(execution_id: str) -> Response:
-    """Resume a failed execution from its failed step; 409 unless it failed at a step."""
+    """Resume a failed execution from its failed step; 409 unless it failed at a step.
+
+    The new step is published after commit; if the broker is down the recovery
+    sweep publishes it.
+    """
     token = authorize("executions:write")
     execution_id = _id(execution_id)
     _require_visible(token, execution_id)
     st = state()
-    project = st.definitions.project
-    with st.sessions.begin() as session:
-        execution = store.lock_execution(session, execution_id)
-        if execution is None:
-            raise _not_found(execution_id)
-        if execution.status != ExecutionStatus.FAILED.value:
-            raise Conflict(
-                f"only a failed execution can be retried; {execution_id!r} is {execution.status}",
-                details={"status": execution.status},
-            )
-        failed = store.last_failed_step(session, execution_id)
-        if failed is None:
-            raise Conflict(
-                f"execution {execution_id!r} failed before any step ran; there is nothing to "
-                "resume (send the event again)",
-                details={"error": execution.error},
-            )
-        workflow = project.workflows.get(execution.workflow_id)
-        task = (
-            next((t for t in workflow.tasks if t.id == failed.task_id), None) if workflow else None
+    with st.sessions.begin() as session, _engine_errors():
+        execution, message = control.resume(
+            session, st.definitions.project, execution_id, now=utcnow()
         )
-        if task is None:
-            raise Conflict(
-                f"task {failed.task_id!r} of workflow {execution.workflow_id!r} is no longer "
-                "defined; the execution cannot resume",
-                details={"workflow_id": execution.workflow_id, "task_id": failed.task_id},
-            )
-        step = store.resume(session, execution, failed, now=utcnow())
-        if step is None:
-            raise Conflict(f"execution {execution_id!r} changed meanwhile; try again")
-        steps = store.steps_of(session, execution_id)
-    timeout = task.tool.timeout if task.tool and task.tool.timeout is not None else task.timeout
-    try:
-        publish_step(st.publisher.celery, step.id, uses=task.uses, timeout=timeout)
-    except (KombuError, RedisError, OSError) as exc:
-        log_event(
-            "execution.retry_publish_failed",
-            level=logging.WARNING,
-            execution_id=execution_id,
-            step_id=step.id,
-            reason=f"{exc.__class__.__name__}: {exc}",
-        )
+        steps = step_store.steps_of(session, execution_id)
+    st.publisher.step(message, request_id=g.request_id)
+    step = next(s for s in steps if s.id == message.step_id)
     log_event(
         "execution.retried",
         execution_id=execution_id,
@@ -186,6 +138,17 @@ def _require_visible(token: ApiToken, execution_id: str) -> None:
         )
         if execution is not None and not seen.allows_execution(session, execution):
             raise _not_found(execution_id)
+
+
+@contextmanager
+def _engine_errors() -> Iterator[None]:
+    """The engine's refusals as API errors: an unknown id is a 404, a wrong state a 409."""
+    try:
+        yield
+    except UnknownExecution as exc:
+        raise NotFound(exc.message, details=exc.details) from None
+    except ExecutionConflict as exc:
+        raise Conflict(exc.message, details=exc.details) from None
 
 
 def _not_found(execution_id: str) -> NotFound:

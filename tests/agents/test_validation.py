@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from workers.agents.validation import check_input, json_from, parse_output, pointer, thaw
+from workers.agents.validation import check_input, json_from, parse_output, thaw
 from workflows.errors import InvalidStepIO
 
 SCHEMA = {
@@ -81,11 +81,6 @@ def test_read_only_schemas_are_thawed_for_jsonschema() -> None:
     frozen = MappingProxyType({"type": "object", "required": ("a",)})
 
     assert thaw(frozen) == {"type": "object", "required": ["a"]}
-
-
-def test_pointer_escapes_slashes_and_tildes() -> None:
-    assert pointer(["a/b", "c~d", 0]) == "/a~1b/c~0d/0"
-    assert pointer([]) == "/"
 
 
 @pytest.mark.timeout(20)  # Python's backtracking engine needs minutes (2^32 steps) here

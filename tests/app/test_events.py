@@ -379,7 +379,7 @@ def test_broker_down_still_accepts_durably(
     assert datetime.now(UTC) - started < timedelta(seconds=3), "publishing must fail fast"
     event_id = response.get_json()["event_id"]
     assert count_events(clean_db, id=event_id, status="accepted", publish_count=0) == 1
-    failed = [r for r in caplog.records if getattr(r, "event", "") == "event.publish_failed"]
+    failed = [r for r in caplog.records if getattr(r, "kind", "") == "event.publish_failed"]
     assert [r.event_id for r in failed] == [event_id]  # type: ignore[attr-defined]
 
 
@@ -404,7 +404,7 @@ def test_broker_down_is_not_retried_by_every_request(
     assert [a.status_code for a in answers] == [202, 202, 202]
     assert len(attempts) == 1  # the next ones are left to the sweep during the cool-down
     assert count_events(clean_db, status="accepted", publish_count=0) == 3
-    failed = [r for r in caplog.records if getattr(r, "event", "") == "event.publish_failed"]
+    failed = [r for r in caplog.records if getattr(r, "kind", "") == "event.publish_failed"]
     assert len(failed) == 3
 
 
@@ -547,18 +547,18 @@ def test_log_lines_carry_ids_and_never_the_token(
         post(client, {"name": "order.created", "payload": bad})
         post(client, {"name": "nobody.listens"})
 
-    kinds = {getattr(r, "event", None): r for r in caplog.records}
+    kinds = {getattr(r, "kind", None): r for r in caplog.records}
     assert {"event.received", "event.routed", "event.validation_failed", "event.unrouted"} <= set(
         kinds
     )
     assert kinds["event.routed"].event_id == routed.get_json()["event_id"]  # type: ignore[attr-defined]
-    received = [r for r in caplog.records if getattr(r, "event", "") == "event.received"]
+    received = [r for r in caplog.records if getattr(r, "kind", "") == "event.received"]
     assert received[0].event_id == routed.get_json()["event_id"]  # type: ignore[attr-defined]
     assert set(kinds["event.routed"].workflows) == ORDER_CREATED_WORKFLOWS  # type: ignore[attr-defined]
     lifecycle = {"event.received", "event.routed", "event.validation_failed", "event.unrouted"}
-    ours = [r for r in caplog.records if getattr(r, "event", None) in lifecycle]
+    ours = [r for r in caplog.records if getattr(r, "kind", None) in lifecycle]
     assert all(getattr(r, "request_id", None) and getattr(r, "event_id", None) for r in ours)
-    from app.logs import JsonFormatter
+    from workflows.logs import JsonFormatter
 
     lines = [JsonFormatter().format(r) for r in caplog.records]
     assert all(json.loads(line) for line in lines)

@@ -13,9 +13,9 @@ from sqlalchemy import select
 
 from tests.app.conftest import AUTH
 from tests.workers.conftest import ENGINE_DIR, accept
-from workers import dispatch, steps
+from workers import tasks
 from workers.runtime import Runtime
-from workflows.loader import load_project
+from workflows.loading.loader import load_project
 from workflows.settings import ApiToken
 from workflows.store import db
 from workflows.store.models import Step
@@ -49,14 +49,14 @@ def engine_rt(engine_app: Flask) -> Runtime:
 
 def _start(rt: Runtime, name: str, payload: dict[str, Any]) -> list[str]:
     event_id, ids = accept(rt.sessions, rt.project, name, payload)
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     return ids
 
 
 def _run_all(rt: Runtime) -> None:
     sent = rt.celery.sent  # type: ignore[attr-defined]
     while sent:
-        steps.run_step(rt, sent.pop(0).args[0], worker="w")
+        tasks.run_step(rt, sent.pop(0).args[0], worker="w")
 
 
 def test_an_execution_is_shown_with_its_steps(api: FlaskClient, engine_rt: Runtime) -> None:
@@ -225,10 +225,44 @@ def test_cancelling_before_dispatch_means_dispatch_starts_nothing(
 
     answer = api.post(f"/api/v1/executions/{chain}/cancel", headers=AUTH)
     assert answer.status_code == 200 and answer.get_json()["data"]["status"] == "cancelled"
-    dispatch.dispatch_event(engine_rt, event_id)
+    tasks.dispatch(engine_rt, event_id)
 
     shown = api.get(f"/api/v1/executions/{chain}", headers=AUTH).get_json()["data"]
     assert (shown["status"], shown["steps"]) == ("cancelled", [])
     assert [m.args for m in engine_rt.celery.sent] == [  # type: ignore[attr-defined]
         [api.get(f"/api/v1/executions/{other}", headers=AUTH).get_json()["data"]["steps"][0]["id"]]
     ]
+
+
+def test_looking_up_an_execution_reads_no_payload_it_does_not_return(
+    api: FlaskClient, engine_rt: Runtime
+) -> None:
+    """An unknown id costs the payloads of no pending event; a planned one reads one."""
+    from sqlalchemy import event
+
+    big = {"blob": "x" * 100_000}
+    planned = [
+        accept(engine_rt.sessions, engine_rt.project, "engine.chain", big) for _ in range(30)
+    ]
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine_rt.engine, "before_cursor_execute", record)
+    try:
+        unknown = api.get("/api/v1/executions/exe_00000000000000000000000000", headers=AUTH)
+        read_for_unknown = list(statements)
+        statements.clear()
+        event_id, (execution_id, *_) = planned[7]
+        pending = api.get(f"/api/v1/executions/{execution_id}", headers=AUTH)
+    finally:
+        event.remove(engine_rt.engine, "before_cursor_execute", record)
+
+    assert unknown.status_code == 404
+    assert not [s for s in read_for_unknown if "events.payload" in s]
+    assert pending.status_code == 200
+    shown = pending.get_json()["data"]
+    assert (shown["status"], shown["event_id"], shown["input"]) == ("pending", event_id, big)
+    payload_reads = [s for s in statements if "events.payload" in s]
+    assert len(payload_reads) == 1 and "events.id = " in payload_reads[0]  # by primary key

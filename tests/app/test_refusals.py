@@ -29,7 +29,7 @@ def refused_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, object]]:
     return [
         {k: getattr(r, k) for k in ("status", "token_name", "client_addr", "count", "total")}
         for r in caplog.records
-        if getattr(r, "event", None) == "api.refused"
+        if getattr(r, "kind", None) == "api.refused"
     ]
 
 

@@ -19,9 +19,9 @@ from werkzeug.serving import make_server
 
 from tests.app.conftest import order
 from tests.workers.conftest import ENGINE_DIR, RecordingCelery
-from workers import dispatch, steps
+from workers import tasks
 from workers.runtime import Runtime
-from workflows.loader import load_project
+from workflows.loading.loader import load_project
 from workflows.settings import ApiToken
 from workflows.store import db
 
@@ -163,10 +163,10 @@ def test_own_events_page_with_the_cursor(seed_http: Http) -> None:
 
 def _started(http: Http, rt: Runtime, token: ApiToken, name: str) -> str:
     answer = http.send(token, name, {"value": 1})
-    dispatch.dispatch_event(rt, answer["event_id"])
+    tasks.dispatch(rt, answer["event_id"])
     sent = rt.celery.sent  # type: ignore[attr-defined]
     while sent:
-        steps.run_step(rt, sent.pop(0).args[0], worker="w")
+        tasks.run_step(rt, sent.pop(0).args[0], worker="w")
     execution_id: str = answer["data"]["workflows"][0]["execution_id"]
     return execution_id
 

@@ -38,7 +38,7 @@ from benchmarks.results import (
 )
 from benchmarks.stats import Summary, paired_ratio, percentile, ratio, steady_rate
 from workers.celery_app import make_celery
-from workflows.loader import load_project
+from workflows.loading.loader import load_project
 from workflows.registry import TriggerRegistry
 from workflows.settings import Settings
 

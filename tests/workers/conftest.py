@@ -23,15 +23,16 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from workers import dispatch, steps
+from workers import tasks
 from workers.celery_app import DISPATCH_TASK
 from workers.runtime import Runtime
+from workflows.engine.claim import Claim, claim
 from workflows.ids import new_id
-from workflows.loader import load_project
+from workflows.loading.loader import load_project
 from workflows.model import EventStatus, ExecutionStatus, Project
 from workflows.settings import Settings
 from workflows.store import db
-from workflows.store.models import Event, Execution, Step
+from workflows.store.models import Event, Execution, Step, utcnow
 
 ENGINE_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "engine"
 REPO = Path(__file__).resolve().parents[2]
@@ -113,11 +114,27 @@ def drain(rt: Runtime, *, limit: int = 100) -> int:
         if countdown:
             time.sleep(min(countdown, 1.0))  # a retry's backoff: short in the fixtures
         if message.name == DISPATCH_TASK:
-            dispatch.dispatch_event(rt, message.args[0])
+            tasks.dispatch(rt, message.args[0])
         else:
-            steps.run_step(rt, message.args[0], worker="test-worker")
+            tasks.run_step(rt, message.args[0], worker="test-worker")
         played += 1
     return played
+
+
+def claim_step(rt: Runtime, step_id: str, *, worker: str) -> Claim:
+    """Claim a step the way a worker does, and leave it running (as a worker that died)."""
+    with rt.sessions.begin() as session:
+        claimed = claim(
+            session,
+            rt.project,
+            step_id,
+            worker=worker,
+            redelivered=False,
+            redelivery_cap=rt.settings.redelivery_cap,
+            now=utcnow(),
+        )
+    assert claimed.claim is not None, claimed
+    return claimed.claim
 
 
 def snapshot(sessions: sessionmaker[Session], execution_ids: list[str]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import threading
 from sqlalchemy import select
 
 from tests.workers.conftest import accept, snapshot
-from workers import dispatch
+from workers import tasks
 from workers.celery_app import STEP_TASK
 from workers.runtime import Runtime
 from workflows.ids import new_id
@@ -19,7 +19,7 @@ def test_dispatch_creates_each_routed_execution_with_its_first_step(rt: Runtime)
     event_id, ids = accept(rt.sessions, rt.project, "engine.chain", {"value": 7})
     assert len(ids) == 2  # chain and chain-executable both subscribe
 
-    created = dispatch.dispatch_event(rt, event_id)
+    created = tasks.dispatch(rt, event_id)
 
     assert sorted(created) == sorted(ids)
     rows = snapshot(rt.sessions, ids)
@@ -47,10 +47,10 @@ def test_a_second_delivery_creates_nothing_and_publishes_the_still_queued_steps(
     rt: Runtime,
 ) -> None:
     event_id, ids = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     once = snapshot(rt.sessions, ids)
 
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
 
     assert snapshot(rt.sessions, ids) == once
     # the redelivery may follow a crash between commit and publish: it publishes again
@@ -65,7 +65,7 @@ def test_concurrent_deliveries_create_each_execution_once(rt: Runtime) -> None:
     def deliver() -> None:
         barrier.wait()
         try:
-            dispatch.dispatch_event(rt, event_id)
+            tasks.dispatch(rt, event_id)
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
@@ -88,7 +88,7 @@ def test_a_route_whose_workflow_is_gone_fails_with_a_clear_error(rt: Runtime) ->
         missing = {"workflow_id": "retired", "version": "3", "execution_id": new_id("exe")}
         event.routes = [*event.routes, missing]
 
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
 
     with rt.sessions() as session:
         execution = session.get(Execution, missing["execution_id"])
@@ -102,5 +102,5 @@ def test_a_route_whose_workflow_is_gone_fails_with_a_clear_error(rt: Runtime) ->
 
 
 def test_an_unknown_event_id_is_dropped(rt: Runtime) -> None:
-    assert dispatch.dispatch_event(rt, "evt_missing") == []
+    assert tasks.dispatch(rt, "evt_missing") == []
     assert rt.celery.sent == []  # type: ignore[attr-defined]

@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
-from tests.workers.conftest import accept, drain, snapshot
-from workers import dispatch, steps
+from tests.workers.conftest import accept, claim_step, drain, snapshot
+from workers import tasks
 from workers.runtime import Runtime
 from workflows.model import ExecutionStatus, StepStatus
 from workflows.store.models import Execution, Step
@@ -17,7 +17,7 @@ from workflows.store.models import Execution, Step
 
 def _run(rt: Runtime, name: str, payload: dict[str, object]) -> list[str]:
     event_id, ids = accept(rt.sessions, rt.project, name, payload)
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     drain(rt)
     return ids
 
@@ -83,9 +83,9 @@ def test_a_retry_waits_for_its_backoff(rt: Runtime, tmp_path: Path) -> None:
     event_id, (execution_id,) = accept(
         rt.sessions, rt.project, "engine.flaky", {"counter": str(tmp_path / "c")}
     )
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     message = rt.celery.sent.pop()  # type: ignore[attr-defined]
-    assert steps.run_step(rt, message.args[0], worker="w") == StepStatus.RETRYING.value
+    assert tasks.run_step(rt, message.args[0], worker="w") == StepStatus.RETRYING.value
 
     retry = rt.celery.sent[-1]  # type: ignore[attr-defined]
     assert retry.args == message.args and retry.options["countdown"] == pytest.approx(0.1)
@@ -96,14 +96,14 @@ def test_a_retry_waits_for_its_backoff(rt: Runtime, tmp_path: Path) -> None:
 
 def test_a_duplicate_run_message_leaves_the_rows_one_delivery_leaves(rt: Runtime) -> None:
     event_id, ids = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     first_messages = list(rt.celery.sent)  # type: ignore[attr-defined]
     drain(rt)
     once = snapshot(rt.sessions, ids)
 
     for message in first_messages:  # delivered again, after the run finished
-        assert steps.run_step(rt, message.args[0], worker="late") == "dropped"
-    dispatch.dispatch_event(rt, event_id)
+        assert tasks.run_step(rt, message.args[0], worker="late") == "dropped"
+    tasks.dispatch(rt, event_id)
     drain(rt)
 
     assert snapshot(rt.sessions, ids) == once
@@ -111,22 +111,20 @@ def test_a_duplicate_run_message_leaves_the_rows_one_delivery_leaves(rt: Runtime
 
 def test_a_stale_worker_cannot_overwrite_a_newer_attempt(rt: Runtime) -> None:
     event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     _, (step,) = _execution(rt, chain)
-    claim, _, _ = steps._claim(rt, step.id, worker="old", redelivered=False)
+    claim = claim_step(rt, step.id, worker="old")
     assert claim is not None
     # the old worker is presumed dead; a redelivery reclaims the step (attempt 2)
-    assert steps.run_step(rt, step.id, worker="new", redelivered=True) == "succeeded"
+    assert tasks.run_step(rt, step.id, worker="new", redelivered=True) == "succeeded"
 
-    from workers.progress import Attempt, settle
+    from workflows.engine.attempt import Attempt
+    from workflows.engine.progress import settle
     from workflows.store.models import utcnow
 
     with rt.sessions.begin() as session:
-        execution = session.get(Execution, chain)
-        assert execution is not None
         outcome = settle(
             session,
-            execution=execution,
             step=claim.step,
             attempt=claim.attempt,
             workflow=claim.workflow,
@@ -135,7 +133,7 @@ def test_a_stale_worker_cannot_overwrite_a_newer_attempt(rt: Runtime) -> None:
             context=claim.context,
             now=utcnow(),
         )
-    assert outcome is None  # fenced off
+    assert outcome.fenced and outcome.publish == []  # fenced off
     _, rows = _execution(rt, chain)
     assert (rows[0].status, rows[0].attempts, rows[0].lost, rows[0].worker) == (
         "succeeded",
@@ -147,7 +145,7 @@ def test_a_stale_worker_cannot_overwrite_a_newer_attempt(rt: Runtime) -> None:
 
 def test_a_step_takes_at_most_two_transactions(rt: Runtime) -> None:
     event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     _, (step,) = _execution(rt, chain)
     commits: list[object] = []
 
@@ -156,7 +154,7 @@ def test_a_step_takes_at_most_two_transactions(rt: Runtime) -> None:
 
     sa_event.listen(rt.engine, "commit", count)
     try:
-        steps.run_step(rt, step.id, worker="w")
+        tasks.run_step(rt, step.id, worker="w")
     finally:
         sa_event.remove(rt.engine, "commit", count)
     assert len(commits) == 2
@@ -166,28 +164,28 @@ def test_a_step_takes_at_most_two_transactions(rt: Runtime) -> None:
 
 def test_a_cancelled_execution_cancels_its_queued_step(rt: Runtime) -> None:
     event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     with rt.sessions.begin() as session:
         execution = session.get(Execution, chain)
         assert execution is not None
         execution.status = ExecutionStatus.CANCELLED.value
     _, (step,) = _execution(rt, chain)
 
-    assert steps.run_step(rt, step.id, worker="w") == "dropped"
+    assert tasks.run_step(rt, step.id, worker="w") == "dropped"
     _, (step,) = _execution(rt, chain)
     assert step.status == "cancelled" and step.attempts == 0
 
 
 def test_a_redelivery_past_the_cap_fails_the_step_with_worker_lost(rt: Runtime) -> None:
     event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     _, (step,) = _execution(rt, chain)
     with rt.sessions.begin() as session:
         row = session.get(Step, step.id)
         assert row is not None
         row.status, row.lost = "running", rt.settings.redelivery_cap
 
-    steps.run_step(rt, step.id, worker="w", redelivered=True)
+    tasks.run_step(rt, step.id, worker="w", redelivered=True)
     execution, (row,) = _execution(rt, chain)
     assert (row.status, row.error["type"], row.lost) == ("failed", "worker_lost", 4)
     assert execution.status == "failed"
@@ -207,14 +205,14 @@ def test_a_redelivered_message_of_a_finished_step_republishes_its_queued_success
     rt: Runtime,
 ) -> None:
     event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     _, (first,) = _execution(rt, chain)
-    steps.run_step(rt, first.id, worker="w")
+    tasks.run_step(rt, first.id, worker="w")
     rt.celery.sent.clear()  # type: ignore[attr-defined]  # the worker died before publishing
 
-    assert steps.run_step(rt, first.id, worker="w", redelivered=True) == "republished"
+    assert tasks.run_step(rt, first.id, worker="w", redelivered=True) == "republished"
 
     _, (_, second) = _execution(rt, chain)
     assert [m.args for m in rt.celery.sent] == [[second.id]]  # type: ignore[attr-defined]
     assert second.publish_count == 2
-    assert steps.run_step(rt, first.id, worker="w", redelivered=False) == "dropped"
+    assert tasks.run_step(rt, first.id, worker="w", redelivered=False) == "dropped"

@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from tests.workers.conftest import accept, drain, wait_for
-from workers import dispatch, steps, sweep
+from tests.workers.conftest import accept, claim_step, drain, wait_for
+from workers import sweep, tasks
 from workers.celery_app import DISPATCH_TASK, STEP_TASK
 from workers.runtime import Runtime
+from workflows.engine.recovery import LOCK_KEY
 from workflows.store.models import Event, Execution, Step, utcnow
 
 
@@ -42,7 +43,7 @@ def test_an_event_never_dispatched_is_published_again_after_the_deadline(rt: Run
 
 def test_a_step_queued_but_never_started_is_published_again(rt: Runtime) -> None:
     event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     rt.celery.sent.clear()  # type: ignore[attr-defined]  # the messages were lost
     later = utcnow() + timedelta(seconds=rt.settings.step_deadline_seconds + 1)
 
@@ -56,9 +57,9 @@ def test_a_step_queued_but_never_started_is_published_again(rt: Runtime) -> None
 
 def test_a_running_step_whose_lease_passed_is_requeued_with_lost_counted(rt: Runtime) -> None:
     event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     (step,) = _steps(rt, chain)
-    claim, _, _ = steps._claim(rt, step.id, worker="dead", redelivered=False)
+    claim = claim_step(rt, step.id, worker="dead")
     assert claim is not None
     rt.celery.sent.clear()  # type: ignore[attr-defined]
 
@@ -75,7 +76,7 @@ def test_a_running_step_whose_lease_passed_is_requeued_with_lost_counted(rt: Run
 
 def test_a_step_lost_past_the_cap_fails_down_its_error_path(rt: Runtime) -> None:
     event_id, (execution_id,) = accept(rt.sessions, rt.project, "engine.fail", {"message": "m"})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     (step,) = _steps(rt, execution_id)
     with rt.sessions.begin() as session:
         row = session.get(Step, step.id)
@@ -95,7 +96,7 @@ def test_a_step_lost_past_the_cap_fails_down_its_error_path(rt: Runtime) -> None
 
 def test_a_long_retry_is_released_by_the_sweep_once_due(rt: Runtime) -> None:
     event_id, (chain,) = accept(rt.sessions, rt.project, "engine.flaky", {"counter": "/tmp/x"})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     (step,) = _steps(rt, chain)
     now = utcnow()
     with rt.sessions.begin() as session:
@@ -111,11 +112,11 @@ def test_a_long_retry_is_released_by_the_sweep_once_due(rt: Runtime) -> None:
 
 def test_only_one_sweep_runs_at_a_time(rt: Runtime) -> None:
     with rt.engine.connect() as other:
-        other.execute(text("SELECT pg_advisory_lock(:key)"), {"key": sweep.LOCK_KEY})
+        other.execute(text("SELECT pg_advisory_lock(:key)"), {"key": LOCK_KEY})
         try:
             assert sweep.sweep(rt).skipped is True
         finally:
-            other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": sweep.LOCK_KEY})
+            other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": LOCK_KEY})
             other.commit()
     assert sweep.sweep(rt).skipped is False
 
@@ -123,7 +124,7 @@ def test_only_one_sweep_runs_at_a_time(rt: Runtime) -> None:
 def test_an_unrouted_or_dispatched_event_is_left_alone(rt: Runtime) -> None:
     accept(rt.sessions, rt.project, "nobody.listens", {})
     event_id, _ = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
-    dispatch.dispatch_event(rt, event_id)
+    tasks.dispatch(rt, event_id)
     report = sweep.sweep(rt, now=utcnow() + timedelta(seconds=5))
     assert report.events == []
     with rt.sessions() as session:
@@ -149,3 +150,76 @@ def test_a_crashing_pass_does_not_end_the_sweeper_thread(
         sweeper._stop.set()
         sweeper._thread.join(5)
     assert passes[:2] == ["crash", "ok"]
+
+
+def test_the_sweep_and_settling_workers_on_the_same_steps_never_deadlock(rt: Runtime) -> None:
+    """Lock order: the sweep locks executions before steps, as claims and settles do.
+
+    Workers presumed dead (leases long past) finish their attempts at the very
+    moment the sweep reclaims the same steps. With the sweep locking steps first
+    and executions second, PostgreSQL kills one side with a deadlock error.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workflows.engine.attempt import Attempt
+    from workflows.engine.claim import Claim
+    from workflows.engine.progress import settle
+
+    claims: list[Claim] = []
+    for n in range(40):
+        event_id, _ = accept(rt.sessions, rt.project, "engine.chain", {"value": n})
+        tasks.dispatch(rt, event_id)
+    with rt.sessions() as session:
+        queued = session.scalars(select(Step.id).where(Step.status == "queued")).all()
+    claims = [claim_step(rt, step_id, worker="dead") for step_id in queued]
+    later = utcnow() + timedelta(hours=1)
+
+    def finish(claim: Claim) -> str:
+        with rt.sessions.begin() as session:
+            settled = settle(
+                session,
+                step=claim.step,
+                attempt=claim.attempt,
+                workflow=claim.workflow,
+                task=claim.task,
+                result=Attempt.succeeded({"result": 1}, input={}, usage={}),
+                context=claim.context,
+                now=utcnow(),
+            )
+        return "fenced" if settled.fenced else settled.status.value
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        settling = [pool.submit(finish, claim) for claim in claims]
+        report = sweep.sweep(rt, now=later)  # raises on a deadlock
+        outcomes = [future.result(timeout=60) for future in settling]  # so would these
+
+    # each step was either settled by its worker or reclaimed by the sweep, never both
+    reclaimed = set(report.lost)
+    assert sorted(outcomes).count("succeeded") + len(reclaimed) == len(claims)
+    with rt.sessions() as session:
+        rows = {s.id: s for s in session.scalars(select(Step).where(Step.id.in_(queued)))}
+    for claim, outcome in zip(claims, outcomes, strict=True):
+        row = rows[claim.step.id]
+        if outcome == "fenced":
+            assert claim.step.id in reclaimed and (row.status, row.lost) == ("queued", 1)
+        else:
+            assert claim.step.id not in reclaimed and row.status == "succeeded"
+
+
+def test_a_failed_publish_does_not_push_an_events_next_try_further_out(rt: Runtime) -> None:
+    from kombu.exceptions import OperationalError
+
+    event_id, _ = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
+    late = utcnow() + timedelta(seconds=rt.settings.dispatch_deadline_seconds + 1)
+
+    def refused(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    rt.celery.send_task = refused  # type: ignore[method-assign]
+    assert sweep.sweep(rt, now=late).events == [event_id]
+    with rt.sessions() as session:
+        assert session.get(Event, event_id).publish_count == 0  # type: ignore[union-attr]
+    del rt.celery.send_task  # the recording one again
+
+    assert sweep.sweep(rt, now=late).events == [event_id]  # due at once, not after a backoff
+    assert [m.args for m in rt.celery.sent] == [[event_id]]  # type: ignore[attr-defined]

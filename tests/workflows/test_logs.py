@@ -1,4 +1,4 @@
-"""The shared JSON log lines: the API's carry their kind as ``event``, the workers' as ``kind``."""
+"""The shared JSON log lines: the API's and the workers' both carry their kind as ``kind``."""
 
 from __future__ import annotations
 
@@ -45,10 +45,10 @@ def test_worker_line_names_its_kind_and_fields(captured: io.StringIO) -> None:
     assert line["level"] == "info" and "ts" in line
 
 
-def test_api_line_names_its_kind_as_event(captured: io.StringIO) -> None:
+def test_api_line_names_its_kind_too(captured: io.StringIO) -> None:
     app_logs.log_event("event.routed", level=logging.WARNING, event_id="evt_1")
     (line,) = _lines(captured)
-    assert (line["logger"], line["event"], line["event_id"]) == ("herald", "event.routed", "evt_1")
+    assert (line["logger"], line["kind"], line["event_id"]) == ("herald", "event.routed", "evt_1")
     assert line["level"] == "warning"
 
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 
 from workers.agents import providers
 from workers.agents.prompt import build_messages
-from workers.agents.providers import FORCE_ENV, CompletionRequest, UnknownProvider
+from workers.agents.providers import FORCE_ENV, UnknownProvider
+from workers.agents.providers.base import CompletionRequest
 from workers.agents.validation import check_input, parse_output, thaw
 from workflows.errors import InvalidStepIO, StepFailed
 from workflows.model import JSON, Agent, AgentAction, Project

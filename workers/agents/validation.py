@@ -16,6 +16,7 @@ from typing import Any
 
 from workers.schemas import UncompilableSchema, mismatches
 from workflows.errors import InvalidStepIO
+from workflows.jsonpointer import pointer
 from workflows.model import JSON
 
 _MAX_ERRORS = 10
@@ -39,13 +40,7 @@ def problems(schema: JSON, instance: JSON) -> list[dict[str, str]]:
         found, _ = mismatches(schema, instance, limit=_MAX_ERRORS)
     except UncompilableSchema as exc:
         return [{"path": "<schema>", "message": f"the schema itself is invalid: {exc.message}"}]
-    return [{"path": pointer(m.path), "message": _short(m.message)} for m in found]
-
-
-def pointer(parts: Any) -> str:
-    """A JSON pointer (``/items/0/price``) from path parts; ``/`` for the whole value."""
-    escaped = [str(p).replace("~", "~0").replace("/", "~1") for p in parts]
-    return "/" + "/".join(escaped) if escaped else "/"
+    return [{"path": pointer(m.path) or "/", "message": _short(m.message)} for m in found]
 
 
 def check_input(agent_id: str, action_id: str, schema: JSON, input: JSON) -> None:

@@ -21,7 +21,7 @@ from sqlalchemy.pool import StaticPool
 
 from workflows.errors import DatabaseUnavailable, SchemaNotMigrated
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = Path(__file__).resolve().parents[1] / "migrations"
 
 
 def normalize_url(url: str) -> str:

@@ -2,7 +2,7 @@
 
 Every function takes the caller's session and leaves the transaction to it.
 The step functions live in :mod:`workflows.store.steps` and the sweep's queries
-in :mod:`workflows.store.recovery`; the names callers import from here still work.
+in :mod:`workflows.store.recovery`.
 """
 
 from __future__ import annotations
@@ -12,20 +12,14 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, bindparam, select
+from sqlalchemy import ColumnElement, Select, bindparam, select, type_coerce
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
 from workflows.model import EventStatus, ExecutionStatus, StepStatus
-from workflows.store.inserts import insert_ignore as insert_ignore
+from workflows.store.inserts import insert_ignore
 from workflows.store.models import Event, Execution, Step
-from workflows.store.recovery import due_retries as due_retries
-from workflows.store.recovery import expired_leases as expired_leases
-from workflows.store.recovery import stale_events as stale_events
-from workflows.store.recovery import stale_queued_steps as stale_queued_steps
-from workflows.store.steps import CLAIMABLE as CLAIMABLE
-from workflows.store.steps import add_step as add_step
-from workflows.store.steps import cancel_unfinished_steps
-from workflows.store.steps import steps_of as steps_of
+from workflows.store.steps import add_step, cancel_unfinished_steps
 
 #: steps that have not finished and may be cancelled with their execution
 UNFINISHED = (StepStatus.QUEUED.value, StepStatus.RETRYING.value, StepStatus.RUNNING.value)
@@ -136,17 +130,24 @@ def planned_execution(session: Session, execution_id: str, *, scan: int = 1000) 
 
     The API answers 202 with execution ids before dispatch creates them; reading
     one in between shows it ``pending`` instead of "not found". Only events
-    still ``accepted`` are looked at (the newest ``scan`` of them).
+    still ``accepted`` are looked at (the newest ``scan`` of them), by their
+    routes alone: the payload of the one event that planned it is read, no other.
     """
-    events = session.scalars(
-        select(Event)
-        .where(Event.status == EventStatus.ACCEPTED.value)
-        .order_by(Event.received_at.desc())
-        .limit(scan)
-    )
-    for event in events:
-        for route in event.routes:
+    wanted = [{"execution_id": execution_id}]
+    accepted = Event.status == EventStatus.ACCEPTED.value
+    if session.get_bind().dialect.name == "postgresql":
+        query = select(Event.id, Event.routes).where(
+            accepted, type_coerce(Event.routes, JSONB).contains(wanted)
+        )
+    else:
+        query = select(Event.id, Event.routes).where(accepted)
+    rows = session.execute(query.order_by(Event.received_at.desc()).limit(scan))
+    for event_id, routes in rows:
+        for route in routes:
             if route.get("execution_id") == execution_id:
+                event = session.get(Event, event_id)
+                if event is None:
+                    return None
                 return Execution(
                     id=execution_id,
                     event_id=event.id,

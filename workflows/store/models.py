@@ -73,6 +73,8 @@ class Event(Base):
     dispatched_at: Mapped[datetime | None]
     #: times the dispatch message was published (the recovery sweep adds to it)
     publish_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: when the sweep last published the dispatch (None: only the API did, at receipt)
+    published_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("token_name", "idempotency_key", name="uq_events_token_idempotency"),

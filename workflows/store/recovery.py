@@ -1,55 +1,97 @@
 """What the recovery sweep looks for: late events and steps, due retries, lost leases.
 
-Each query locks the rows it returns, skipping those another sweeper holds.
+Each query locks what it returns, skipping rows another transaction holds. The
+step queries keep herald's one lock order, execution before step: they lock the
+executions of the candidate steps first (``SKIP LOCKED``: an execution a worker
+is claiming or settling waits for the next pass), then the steps themselves,
+re-checking the condition under the execution's lock.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from workflows.model import StepStatus
-from workflows.store.models import Event, Step
+from workflows.model import EventStatus, StepStatus
+from workflows.store.models import Event, Execution, Step
+
+#: publishes after which an event's wait stops doubling
+BACKOFF_CAP = 6
+#: a step the sweep acts on, with its execution (locked, in that order)
+Found = tuple[Step, Execution]
 
 
-def stale_events(session: Session, *, now: datetime, deadline: float, limit: int) -> list[Event]:
-    """Accepted events not dispatched in time; the wait doubles with each publish."""
-    rows = session.scalars(
-        select(Event)
-        .where(Event.status == "accepted")
+def publish_stale_events(
+    session: Session, *, now: datetime, deadline: float, limit: int
+) -> list[str]:
+    """Count a publish on the oldest accepted events not dispatched in time; their ids.
+
+    The wait doubles with each publish: ``deadline * 2 ** min(publish_count,
+    BACKOFF_CAP)`` since the last one (the receipt, when only the API
+    published). It is decided in the query (one clause per count), so events
+    still waiting never crowd out due ones behind them and a backlog older
+    than the waits is published once; one UPDATE ... RETURNING per batch, no
+    payload read.
+    """
+    last = func.coalesce(Event.published_at, Event.received_at)
+
+    def waited(seconds: float) -> ColumnElement[bool]:
+        return last <= now - timedelta(seconds=seconds)
+
+    due = or_(
+        *(
+            (Event.publish_count == count) & waited(deadline * 2**count)
+            for count in range(BACKOFF_CAP)
+        ),
+        (Event.publish_count >= BACKOFF_CAP) & waited(deadline * 2**BACKOFF_CAP),
+    )
+    oldest = (
+        select(Event.id)
+        .where(Event.status == EventStatus.ACCEPTED.value, due)
         .order_by(Event.received_at)
-        .limit(limit * 4)
+        .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    due = []
-    for event in rows:
-        wait = timedelta(seconds=deadline * 2 ** min(event.publish_count, 6))
-        if event.received_at <= now - wait:
-            due.append(event)
-    return due[:limit]
+    rows = session.execute(
+        update(Event)
+        .where(Event.id.in_(oldest.scalar_subquery()))
+        .values(publish_count=Event.publish_count + 1, published_at=now)
+        .returning(Event.id, Event.received_at)
+        .execution_options(synchronize_session=False)
+    )
+    return [event_id for event_id, _ in sorted(rows, key=lambda row: row[1])]
+
+
+def uncount_publishes(session: Session, event_ids: list[str]) -> None:
+    """Dispatches counted by a pass were not published after all: due again at once."""
+    if event_ids:
+        session.execute(
+            update(Event)
+            .where(Event.id.in_(event_ids), Event.publish_count > 0)
+            .values(publish_count=Event.publish_count - 1, published_at=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def stale_queued_steps(
     session: Session, *, now: datetime, deadline: float, limit: int
-) -> list[Step]:
+) -> list[Found]:
     """Queued steps that nobody started within the deadline."""
-    return list(
-        session.scalars(
-            select(Step)
-            .where(
-                Step.status == StepStatus.QUEUED.value,
-                Step.queued_at <= now - timedelta(seconds=deadline),
-            )
-            .order_by(Step.queued_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+    return _locked(
+        session,
+        (
+            Step.status == StepStatus.QUEUED.value,
+            Step.queued_at <= now - timedelta(seconds=deadline),
+        ),
+        Step.queued_at,
+        limit,
     )
 
 
-def due_retries(session: Session, *, now: datetime, deadline: float, limit: int) -> list[Step]:
+def due_retries(session: Session, *, now: datetime, deadline: float, limit: int) -> list[Found]:
     """Retrying steps to release: a long backoff has passed, or a countdown message went missing.
 
     A retry published with a countdown has ``queued_at == not_before`` (when it
@@ -58,29 +100,50 @@ def due_retries(session: Session, *, now: datetime, deadline: float, limit: int)
     soon as ``not_before`` passes.
     """
     stale = now - timedelta(seconds=deadline)
-    return list(
-        session.scalars(
-            select(Step)
-            .where(
-                Step.status == StepStatus.RETRYING.value,
-                Step.not_before <= now,
-                (Step.queued_at < Step.not_before) | (Step.queued_at <= stale),
-            )
-            .order_by(Step.not_before)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+    return _locked(
+        session,
+        (
+            Step.status == StepStatus.RETRYING.value,
+            Step.not_before <= now,
+            (Step.queued_at < Step.not_before) | (Step.queued_at <= stale),
+        ),
+        Step.not_before,
+        limit,
     )
 
 
-def expired_leases(session: Session, *, now: datetime, limit: int) -> list[Step]:
+def expired_leases(session: Session, *, now: datetime, limit: int) -> list[Found]:
     """Running steps whose lease has passed: their worker is presumed lost."""
-    return list(
-        session.scalars(
-            select(Step)
-            .where(Step.status == StepStatus.RUNNING.value, Step.lease_until < now)
-            .order_by(Step.lease_until)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+    return _locked(
+        session,
+        (Step.status == StepStatus.RUNNING.value, Step.lease_until < now),
+        Step.lease_until,
+        limit,
     )
+
+
+def _locked(
+    session: Session, where: tuple[ColumnElement[bool], ...], order: Any, limit: int
+) -> list[Found]:
+    """The oldest ``limit`` steps matching ``where``, their executions locked before them."""
+    candidates = select(Step.execution_id).where(*where).order_by(order).limit(limit)
+    executions = {
+        execution.id: execution
+        for execution in session.scalars(
+            select(Execution)
+            .where(Execution.id.in_(candidates))
+            .order_by(Execution.id)
+            .with_for_update(skip_locked=True)
+            .execution_options(populate_existing=True)
+        )
+    }
+    if not executions:
+        return []
+    steps = session.scalars(
+        select(Step)
+        .where(*where, Step.execution_id.in_(list(executions)))
+        .order_by(order)
+        .limit(limit)
+        .with_for_update()
+    )
+    return [(step, executions[step.execution_id]) for step in steps]

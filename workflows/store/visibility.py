@@ -40,16 +40,27 @@ class Visibility:
         """Whether the reader may see ``event``; ``None`` (no event): only with ``everything``."""
         if event is None:
             return self.everything
-        if not self.every_token and event.token_name != self.token_name:
+        return self.allows_sent(event.token_name, event.name)
+
+    def allows_sent(self, token_name: str, name: str) -> bool:
+        """Whether the reader may see an event named ``name`` that ``token_name`` sent."""
+        if not self.every_token and token_name != self.token_name:
             return False
-        return any(_compiled(pattern).match(event.name) for pattern in self.names)
+        return any(_compiled(pattern).match(name) for pattern in self.names)
 
     def allows_execution(self, session: Session, execution: Execution) -> bool:
-        """Whether the reader may see ``execution``: the event that started it decides."""
+        """Whether the reader may see ``execution``: the event that started it decides.
+
+        Reads the event's sender and name only, never its payload.
+        """
         if self.everything:
             return True
-        event = session.get(Event, execution.event_id) if execution.event_id else None
-        return self.allows(event)
+        if execution.event_id is None:
+            return False
+        sent = session.execute(
+            select(Event.token_name, Event.name).where(Event.id == execution.event_id)
+        ).first()
+        return sent is not None and self.allows_sent(sent.token_name, sent.name)
 
     def events_clause(self) -> ColumnElement[bool]:
         """A WHERE clause on ``events`` keeping the rows the reader may see."""

@@ -10,23 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from workers.agents.providers.base import Completion, CompletionRequest, Message, Provider
+from workers.agents.providers.base import Provider
 from workers.agents.providers.mock import MockProvider
 from workers.agents.providers.openai import OpenAIProvider
 from workflows.errors import AgentError
 from workflows.model import ModelConfig
-
-__all__ = [
-    "FORCE_ENV",
-    "Completion",
-    "CompletionRequest",
-    "Message",
-    "Provider",
-    "UnknownProvider",
-    "get_provider",
-    "names",
-    "resolve",
-]
 
 #: the environment variable that forces every agent onto one provider (``mock``)
 FORCE_ENV = "HERALD_AGENT_PROVIDER"

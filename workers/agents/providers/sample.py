@@ -17,6 +17,7 @@ import math
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from workflows.jsonpointer import unescape
 from workflows.model import JSON
 
 _MAX_DEPTH = 6
@@ -71,7 +72,7 @@ class _Sampler:
             return {}
         node = self.root
         for raw in filter(None, ref[1:].split("/")):
-            part = raw.replace("~1", "/").replace("~0", "~")
+            part = unescape(raw)
             if isinstance(node, dict):
                 node = node.get(part, {})
             elif isinstance(node, list) and part.isdigit() and int(part) < len(node):

@@ -1,0 +1,45 @@
+"""What a step's templates see: the input, finished tasks, the cause, event and workflow."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from workflows.model import Workflow
+from workflows.store import steps as step_store
+from workflows.store.models import Event, Execution, Step
+
+
+def build_context(
+    session: Session,
+    execution: Execution,
+    workflow: Workflow,
+    step: Step,
+    *,
+    event: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The template context of ``step``: ``input``, ``tasks``, ``error``, ``event``, ...
+
+    ``event`` is the event's metadata when the caller has read it already.
+    """
+    if event is None:
+        event = event_metadata(session, execution.event_id)
+    context: dict[str, Any] = {
+        "input": execution.input,
+        "tasks": step_store.task_results(session, execution.id),
+        "event": event,
+        "workflow": {"id": workflow.id, "version": workflow.version},
+        "execution": {"id": execution.id, "step": step.seq},
+    }
+    if step.cause is not None:
+        context["error"] = step.cause
+    return context
+
+
+def event_metadata(session: Session, event_id: str | None) -> dict[str, Any]:
+    """``{"id", "name", "received_at"}`` of an event, ``{}`` without one."""
+    found = session.get(Event, event_id) if event_id else None
+    if found is None:
+        return {}
+    return {"id": found.id, "name": found.name, "received_at": found.received_at.isoformat()}

@@ -1,0 +1,182 @@
+"""Moving an execution on after a step: record the attempt, retry, next step, finish, give up.
+
+Every function runs inside the caller's transaction, with the execution locked
+(lock order: execution before step), and returns the messages to publish once
+it has committed.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from workflows.engine.attempt import Attempt
+from workflows.engine.context import build_context
+from workflows.engine.messages import MAX_COUNTDOWN, Publish, run_message
+from workflows.errors import TemplateError
+from workflows.model import ExecutionStatus, Project, StepStatus, Task, Workflow
+from workflows.store import executions as store
+from workflows.store import steps as step_store
+from workflows.store.models import Execution, Step
+from workflows.templates import render
+from workflows.transitions import decide
+
+
+@dataclass(frozen=True)
+class Settled:
+    """What recording an attempt did: the step's status now and the messages to publish."""
+
+    status: StepStatus
+    publish: list[Publish]
+    #: the write was fenced off: the step no longer ran this attempt (a stale worker)
+    fenced: bool = False
+
+
+def settle(
+    session: Session,
+    *,
+    step: Step,
+    attempt: int,
+    workflow: Workflow,
+    task: Task,
+    result: Attempt,
+    context: dict[str, Any],
+    now: datetime,
+) -> Settled:
+    """Record ``result`` for ``attempt`` of ``step`` and decide what comes next.
+
+    Locks the execution first. A write fenced off (the step is no longer
+    running this attempt) changes nothing and says what the step is now.
+    """
+    execution = store.lock_execution(session, step.execution_id)
+    assert execution is not None  # executions are never deleted
+    values: dict[str, Any] = {
+        "input": result.input,
+        "output": result.output if result.ok else None,
+        "error": result.error,
+        "usage": result.usage or None,
+    }
+    if not result.ok and result.retryable and attempt < task.retry.attempts:
+        delay = task.retry.delay(attempt, random.random())
+        not_before = now + timedelta(seconds=delay)
+        short = delay <= MAX_COUNTDOWN
+        values.update(
+            status=StepStatus.RETRYING.value,
+            not_before=not_before,
+            lease_until=None,
+            # a published retry is due at not_before; a long one waits for the sweep
+            queued_at=not_before if short else now,
+            publish_count=step.publish_count + (1 if short else 0),
+        )
+        if not step_store.record_attempt(session, step.id, attempt, values):
+            return _fenced(session, step)
+        retry = [run_message(step.id, task, countdown=delay)] if short else []
+        return Settled(StepStatus.RETRYING, retry)
+
+    status = StepStatus.SUCCEEDED if result.ok else result.failure_status
+    values.update(status=status.value, finished_at=now, lease_until=None)
+    if not step_store.record_attempt(session, step.id, attempt, values):
+        return _fenced(session, step)
+    if ExecutionStatus(execution.status).finished:
+        return Settled(status, [])  # cancelled while the step ran: record it, start nothing
+    context["tasks"][task.id] = {
+        "output": values["output"],
+        "status": status.value,
+        "error": result.error,
+    }
+    return Settled(status, advance(session, execution, workflow, task, result, context, now=now))
+
+
+def advance(
+    session: Session,
+    execution: Execution,
+    workflow: Workflow,
+    task: Task,
+    result: Attempt,
+    context: dict[str, Any],
+    *,
+    now: datetime,
+) -> list[Publish]:
+    """Apply the transition after ``task``'s step finished: queue the next step or finish."""
+    decision = decide(workflow, task, result.outcome, execution.step_count)
+    if decision.next_task is not None:
+        next_task = workflow.task(decision.next_task)
+        created = step_store.queue_step(
+            session, execution, next_task.id, now=now, cause=_plain(decision.cause)
+        )
+        return [run_message(created, next_task)] if created is not None else []
+    status = ExecutionStatus(decision.status)
+    output: Any = result.output if result.ok else None
+    error = _plain(decision.error)
+    if status is ExecutionStatus.SUCCEEDED and workflow.outputs is not None:
+        try:
+            output = render(dict(workflow.outputs), context)
+        except TemplateError as exc:
+            status, output = ExecutionStatus.FAILED, None
+            error = {"type": "template_error", "message": f"workflow outputs: {exc.message}"}
+    store.finish_execution(execution, status, now=now, output=output, error=error)
+    return []
+
+
+def give_up(
+    session: Session,
+    project: Project,
+    execution: Execution,
+    step: Step,
+    message: str,
+    *,
+    now: datetime,
+) -> list[Publish]:
+    """Fail a step whose workers keep dying, following its task's on_error.
+
+    The caller holds the execution's lock.
+    """
+    result = Attempt.lost(message, lost=step.lost)
+    step.status, step.error, step.finished_at, step.lease_until = (
+        StepStatus.FAILED.value,
+        result.error,
+        now,
+        None,
+    )
+    if ExecutionStatus(execution.status).finished:
+        return []
+    workflow = project.workflows.get(execution.workflow_id)
+    task = workflow.find_task(step.task_id) if workflow is not None else None
+    if workflow is None or task is None:
+        fail_execution(execution, message, kind="worker_lost", now=now)
+        return []
+    context = build_context(session, execution, workflow, step)
+    context["tasks"][task.id] = {
+        "output": None,
+        "status": StepStatus.FAILED.value,
+        "error": result.error,
+    }
+    return advance(session, execution, workflow, task, result, context, now=now)
+
+
+def lost_too_often(step: Step, cap: int) -> str:
+    """Why a step that lost its worker more than ``cap`` times is given up."""
+    return f"step lost its worker {step.lost} times (cap {cap}); giving up"
+
+
+def fail_execution(execution: Execution, message: str, *, kind: str, now: datetime) -> None:
+    """Finish ``execution`` as failed for a reason outside any step's tool or agent."""
+    store.finish_execution(
+        execution, ExecutionStatus.FAILED, now=now, error={"type": kind, "message": message}
+    )
+
+
+def _fenced(session: Session, step: Step) -> Settled:
+    current = step_store.get_step(session, step.id)
+    status = StepStatus(current.status) if current is not None else StepStatus.CANCELLED
+    return Settled(status, [], fenced=True)
+
+
+def _plain(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """A JSON-column-ready copy of an error record."""
+    return dict(record) if record is not None else None

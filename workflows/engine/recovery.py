@@ -1,0 +1,154 @@
+"""The recovery pass: durable work that nobody picked up goes back to the broker.
+
+One pass (:func:`sweep`) runs in the caller's transaction, which only one
+process at a time may hold (``pg_try_advisory_xact_lock`` on PostgreSQL;
+SQLite serialises writers anyway), and returns what to publish after commit:
+
+- events still ``accepted`` past the dispatch deadline (the wait grows with each publish);
+- steps ``queued`` past the step deadline (``queued_at`` is reset when re-published);
+- ``retrying`` steps whose backoff has passed (long backoffs only live in the database);
+- ``running`` steps whose lease has passed: their worker is presumed lost,
+  ``lost`` + 1, re-queued, or failed (following ``on_error``) past the redelivery cap.
+
+The Celery side runs it from a thread of every worker and as ``herald sweep``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from workflows.engine.messages import Dispatch, Message, Publish, run_message
+from workflows.engine.progress import fail_execution, give_up, lost_too_often
+from workflows.model import ExecutionStatus, Project, StepStatus
+from workflows.settings import Settings
+from workflows.store import recovery as found
+from workflows.store.models import Execution, Step
+
+#: the advisory lock that keeps two sweeps from running at once ("herald" in ASCII)
+LOCK_KEY = 0x686572616C64
+#: rows of each kind handled per pass
+BATCH = 500
+
+
+@dataclass
+class SweepReport:
+    """What one pass did, and the messages to publish once it has committed."""
+
+    #: another sweep held the lock: this pass did nothing
+    skipped: bool = False
+    events: list[str] = field(default_factory=list)
+    queued: list[str] = field(default_factory=list)
+    retries: list[str] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    publish: list[Message] = field(default_factory=list)
+    #: a kind filled its batch: more may be due at once
+    more: bool = False
+
+    @property
+    def total(self) -> int:
+        """How many rows this pass acted on."""
+        return sum(len(x) for x in (self.events, self.queued, self.retries, self.lost, self.failed))
+
+
+def sweep(
+    session: Session, project: Project, settings: Settings, *, now: datetime, batch: int = BATCH
+) -> SweepReport:
+    """One recovery pass in the caller's transaction; safe on several processes at once."""
+    report = SweepReport()
+    if not _lock(session):
+        report.skipped = True
+        return report
+    events = found.publish_stale_events(
+        session, now=now, deadline=settings.dispatch_deadline_seconds, limit=batch
+    )
+    report.events = events
+    report.publish += [Dispatch(event_id) for event_id in events]
+    deadline = settings.step_deadline_seconds
+    queued = found.stale_queued_steps(session, now=now, deadline=deadline, limit=batch)
+    for step, execution in queued:
+        report.publish += requeue(project, execution, step, now=now)
+        report.queued.append(step.id)
+    retries = found.due_retries(session, now=now, deadline=deadline, limit=batch)
+    for step, execution in retries:
+        report.publish += requeue(project, execution, step, now=now)
+        report.retries.append(step.id)
+    leases = found.expired_leases(session, now=now, limit=batch)
+    for step, execution in leases:
+        step.lost += 1
+        if step.lost > settings.redelivery_cap:
+            message = lost_too_often(step, settings.redelivery_cap)
+            report.publish += give_up(session, project, execution, step, message, now=now)
+            report.failed.append(step.id)
+        else:
+            report.publish += requeue(project, execution, step, now=now)
+            report.lost.append(step.id)
+    report.more = any(len(kind) >= batch for kind in (events, queued, retries, leases))
+    return report
+
+
+def requeue(project: Project, execution: Execution, step: Step, *, now: datetime) -> list[Publish]:
+    """Put a step back in the queue to publish again (cancelled if its run is over).
+
+    The caller holds the execution's lock, then the step's.
+    """
+    workflow = project.workflows.get(execution.workflow_id)
+    if ExecutionStatus(execution.status).finished or workflow is None:
+        step.status, step.finished_at, step.lease_until = StepStatus.CANCELLED.value, now, None
+        if workflow is None and not ExecutionStatus(execution.status).finished:
+            fail_execution(
+                execution,
+                f"workflow {execution.workflow_id!r} is no longer defined",
+                kind="definition_missing",
+                now=now,
+            )
+        return []
+    step.status = StepStatus.QUEUED.value
+    step.queued_at, step.not_before, step.lease_until = now, None, None
+    step.publish_count += 1
+    task = workflow.find_task(step.task_id)
+    return [run_message(step.id, task)] if task is not None else []  # else the claim fails it
+
+
+def uncount(session: Session, unsent: Sequence[Message]) -> None:
+    """Messages of a pass that could not be published: their events' waits do not grow.
+
+    A step left queued is found again once the step deadline passes.
+    """
+    found.uncount_publishes(session, [m.event_id for m in unsent if isinstance(m, Dispatch)])
+
+
+def end_leases(session: Session, *, now: datetime) -> int:
+    """End the lease of every running step now: their process is known to be gone.
+
+    ``herald dev`` owns its database alone, so at start every step still
+    ``running`` belonged to the process that stopped; the next pass reclaims
+    them at once (``lost`` + 1, as in production) instead of waiting out the lease.
+    Executions are locked before their steps.
+    """
+    running = select(Step.execution_id).where(Step.status == StepStatus.RUNNING.value)
+    session.execute(
+        select(Execution.id)
+        .where(Execution.id.in_(running))
+        .order_by(Execution.id)
+        .with_for_update()
+    )
+    result = session.execute(
+        update(Step)
+        .where(Step.status == StepStatus.RUNNING.value)
+        .values(lease_until=now - timedelta(seconds=1))
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _lock(session: Session) -> bool:
+    """Take the sweep's transaction-scoped lock; False when another sweep holds it."""
+    if session.get_bind().dialect.name != "postgresql":
+        return True
+    return bool(session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))))

@@ -1,0 +1,245 @@
+"""Builds a workflow (``workflows.model.Workflow``) from one resolved YAML document.
+
+On top of the parts of :mod:`workflows.loading.parts_builder` (its own tools and
+agents), it checks the workflow's meaning: unique task ids and trigger names,
+``next`` targets, what ``$use`` points at, ``action`` against the agent, templates
+reading ``.tasks.<id>``, and which tasks no path from the first one reaches (a
+warning).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from workflows.loading.parts_builder import (
+    PartsBuilder,
+    Shared,
+    as_dict,
+    as_list,
+    as_num,
+    as_str,
+    frozen,
+)
+from workflows.loading.references import UnresolvedReference, locate, parse_use
+from workflows.loading.validation import check_payload_schema
+from workflows.loading.yamlsource import JsonPath, format_path
+from workflows.model import Agent, Defaults, Task, Tool, Trigger, Workflow
+
+
+class WorkflowBuilder(PartsBuilder):
+    """Builds one workflow document, appending every problem to ``problems``."""
+
+    def workflow(self, data: Any, shared: Shared) -> Workflow | None:
+        """The workflow of this document, or None when it cannot be built."""
+        data = as_dict(data)
+        triggers = self.triggers(data)
+        config = as_dict(data.get("config"))
+        input_schema = self.schema(("config", "input"), config.get("input"))
+        defaults = self.defaults(data.get("defaults"), shared.defaults)
+        tools = self.collection("tools", data)
+        agents = self.collection("agents", data)
+        tasks = self.tasks(data, shared, tools, agents, defaults)
+        self.templates(("outputs",), data.get("outputs"))
+        self.task_references(data)
+        workflow_id = as_str(data.get("id"))
+        if workflow_id is None or not tasks:
+            return None
+        self.reachability(tasks)
+        outputs = data.get("outputs")
+        return Workflow(
+            id=workflow_id,
+            tasks=tuple(tasks),
+            version=str(data.get("version") or ""),
+            description=as_str(data.get("description")) or "",
+            triggers=tuple(triggers),
+            input_schema=input_schema,
+            outputs=frozen(outputs) if isinstance(outputs, dict) else None,
+            max_steps=defaults.max_steps,
+            location=self.location(()),
+        )
+
+    def task_references(self, data: dict[str, Any]) -> None:
+        """A template that reads ``.tasks.<id>`` must name a task of the workflow."""
+        ids = [i for raw in as_list(data.get("tasks")) if (i := as_str(as_dict(raw).get("id")))]
+        for path, text in self.template_strings:
+            for ref in sorted(self.template_tools.references(text)):
+                if len(ref) > 1 and ref[0] == "tasks" and ref[1] not in ids:
+                    self.error(
+                        path,
+                        f"template reads .tasks.{ref[1]}, and there is no task {ref[1]!r} "
+                        f"(tasks: {', '.join(ids) or 'none'})",
+                    )
+
+    def triggers(self, data: dict[str, Any]) -> list[Trigger]:
+        """The signal triggers; one name at most once per workflow."""
+        out: list[Trigger] = []
+        for index, raw in enumerate(as_list(data.get("triggers"))):
+            path: JsonPath = ("triggers", index)
+            raw = as_dict(raw)
+            schema = self.schema((*path, "schema"), raw.get("schema"))
+            self.problems.extend(
+                check_payload_schema(self.doc, (*path, "schema"), raw.get("schema"))
+            )
+            name = as_str(raw.get("name"))
+            if name is None:
+                continue
+            if any(t.name == name for t in out):
+                self.error((*path, "name"), f"trigger {name!r} is declared twice")
+                continue
+            out.append(Trigger(name, schema, "signal", index, self.location(path)))
+        return out
+
+    def tasks(
+        self,
+        data: dict[str, Any],
+        shared: Shared,
+        tools: dict[str, Tool],
+        agents: dict[str, Agent],
+        defaults: Defaults,
+    ) -> list[Task]:
+        """The tasks, with ``$use`` resolved and transitions checked."""
+        raws = as_list(data.get("tasks"))
+        ids: dict[str, int] = {}
+        for index, raw in enumerate(raws):
+            task_id = as_str(as_dict(raw).get("id"))
+            if task_id is None:
+                continue
+            if task_id in ids:
+                line = self.doc.line_of(("tasks", ids[task_id]))
+                self.error(
+                    ("tasks", index, "id"), f"duplicate task id {task_id!r} (first at line {line})"
+                )
+            else:
+                ids[task_id] = index
+        out: list[Task] = []
+        for index, raw in enumerate(raws):
+            task = self.task(("tasks", index), as_dict(raw), data, shared, tools, agents, defaults)
+            for key in ("on_success", "on_error"):
+                target = as_str(as_dict(as_dict(raw).get(key)).get("next"))
+                if target is not None and target not in ids:
+                    known = ", ".join(ids) or "none"
+                    self.error(
+                        ("tasks", index, key, "next"),
+                        f"next names no task: {target!r} (tasks: {known})",
+                    )
+            if task is not None:
+                out.append(task)
+        return out if len(out) == len(raws) else []
+
+    def task(
+        self,
+        path: JsonPath,
+        raw: dict[str, Any],
+        data: dict[str, Any],
+        shared: Shared,
+        tools: dict[str, Tool],
+        agents: dict[str, Agent],
+        defaults: Defaults,
+    ) -> Task | None:
+        """One task; None when something it needs is missing (already reported)."""
+        task_id = as_str(raw.get("id"))
+        self.templates((*path, "with"), raw.get("with"))
+        use = raw.get("$use")
+        if use is None:
+            self.error(
+                path,
+                f"task {task_id or '?'!r} has nothing to run: add "
+                '$use: tool(local::tools.#(id=="...")) or agent(local::agents.#(id=="..."))',
+            )
+            return None
+        if not isinstance(use, str):
+            return None
+        target = self.use((*path, "$use"), use, data, shared, tools, agents)
+        action = as_str(raw.get("action"))
+        if isinstance(target, Agent):
+            action = action or "default"
+            if action not in target.actions:
+                self.error(
+                    (*path, "action"),
+                    f"agent {target.id!r} has no action {action!r} "
+                    f"(actions: {', '.join(target.actions)})",
+                )
+        elif isinstance(target, Tool) and "action" in raw:
+            self.error((*path, "action"), "action is only for agent tasks; this task uses a tool")
+        if task_id is None or target is None:
+            return None
+        timeout = as_num(raw.get("timeout"))
+        with_ = raw.get("with")
+        return Task(
+            id=task_id,
+            uses="agent" if isinstance(target, Agent) else "tool",
+            tool=target if isinstance(target, Tool) else None,
+            agent=target if isinstance(target, Agent) else None,
+            action=action if isinstance(target, Agent) else None,
+            type=as_str(raw.get("type")) or "basic",
+            with_=frozen(with_) if isinstance(with_, dict) else frozen({}),
+            on_success=as_str(as_dict(raw.get("on_success")).get("next")),
+            on_error=as_str(as_dict(raw.get("on_error")).get("next")),
+            final=raw.get("final") is True,
+            retry=self.retry(raw.get("retry"), defaults.retry),
+            timeout=defaults.timeout if timeout is None else timeout,
+            location=self.location(path),
+        )
+
+    def use(
+        self,
+        path: JsonPath,
+        text: str,
+        data: dict[str, Any],
+        shared: Shared,
+        tools: dict[str, Tool],
+        agents: dict[str, Agent],
+    ) -> Tool | Agent | None:
+        """What a ``$use`` points at: a tool or an agent of this document or herald.yaml."""
+        try:
+            kind, ref = parse_use(text)
+            source, where, value = locate(ref, data, shared.data)
+        except UnresolvedReference as exc:
+            self.error(path, exc.message)
+            return None
+        collection = f"{kind}s"
+        if len(where) != 2 or where[0] != collection:
+            found = format_path(where) or "the whole document"
+            self.error(
+                path, f"$use {kind}(...) must point at an entry of {collection}, not {found}"
+            )
+            return None
+        pool: Mapping[str, Tool | Agent]
+        if source == "local":
+            pool = tools if kind == "tool" else agents
+        else:
+            pool = shared.tools if kind == "tool" else shared.agents
+        # an entry that did not build has its own errors already
+        return pool.get(as_str(as_dict(value).get("id")) or "")
+
+    def reachability(self, tasks: list[Task]) -> None:
+        """Warn about tasks no path from the first task reaches, and ``next``s never followed."""
+        seen = {tasks[0].id}
+        todo = [tasks[0]]
+        by_id = {t.id: t for t in tasks}
+        while todo:
+            task = todo.pop()
+            # after a final task's success the execution ends; its on_error still applies
+            for nxt in (None if task.final else task.on_success, task.on_error):
+                if nxt is not None and nxt not in seen and nxt in by_id:
+                    seen.add(nxt)
+                    todo.append(by_id[nxt])
+        for index, task in enumerate(tasks):
+            if task.final and task.on_success is not None:
+                self.problems.append(
+                    self.doc.problem(
+                        ("tasks", index, "on_success", "next"),
+                        f"task {task.id!r} is final: on_success.next {task.on_success!r} "
+                        "is never followed",
+                        warning=True,
+                    )
+                )
+            if task.id not in seen:
+                self.problems.append(
+                    self.doc.problem(
+                        ("tasks", index),
+                        f"task {task.id!r} is never reached from the first task {tasks[0].id!r}",
+                        warning=True,
+                    )
+                )
