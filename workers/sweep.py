@@ -55,6 +55,7 @@ def sweep(rt: Runtime, *, now: datetime | None = None) -> SweepReport:
         unsent = publish(rt, report.publish)
         for kind in ("events", "queued", "retries", "lost", "failed"):
             getattr(total, kind).extend(getattr(report, kind))
+        total.pruned += report.pruned
         if unsent:
             # the broker is down: these events wait no longer for it, and the chain stops
             with rt.sessions.begin() as session:
@@ -62,9 +63,10 @@ def sweep(rt: Runtime, *, now: datetime | None = None) -> SweepReport:
             break
         if not report.more:
             break
-    if total.total:
+    if total.total or total.pruned:
         log_event(
             "sweep.finished",
+            rejections_pruned=total.pruned,
             events=len(total.events),
             queued=len(total.queued),
             retries=len(total.retries),

@@ -8,7 +8,8 @@ SQLite serialises writers anyway), and returns what to publish after commit:
 - steps ``queued`` past the step deadline (``queued_at`` is reset when re-published);
 - ``retrying`` steps whose backoff has passed (long backoffs only live in the database);
 - ``running`` steps whose lease has passed: their worker is presumed lost,
-  ``lost`` + 1, re-queued, or failed (following ``on_error``) past the redelivery cap.
+  ``lost`` + 1, re-queued, or failed (following ``on_error``) past the redelivery cap;
+- rejection rows older than ``HERALD_REJECTION_TTL``: deleted.
 
 The Celery side runs it from a thread of every worker and as ``herald sweep``.
 """
@@ -28,6 +29,7 @@ from workflows.model import ExecutionStatus, Project, StepStatus
 from workflows.settings import Settings
 from workflows.store import recovery as found
 from workflows.store.models import Execution, Step
+from workflows.store.rejections import prune_rejections
 
 #: the advisory lock that keeps two sweeps from running at once ("herald" in ASCII)
 LOCK_KEY = 0x686572616C64
@@ -46,6 +48,8 @@ class SweepReport:
     retries: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    #: rejection rows deleted past their time to live
+    pruned: int = 0
     publish: list[Message] = field(default_factory=list)
     #: a kind filled its batch: more may be due at once
     more: bool = False
@@ -88,7 +92,11 @@ def sweep(
         else:
             report.publish += requeue(project, execution, step, now=now)
             report.lost.append(step.id)
-    report.more = any(len(kind) >= batch for kind in (events, queued, retries, leases))
+    report.pruned = prune_rejections(
+        session, before=now - timedelta(seconds=settings.rejection_ttl_seconds), limit=batch
+    )
+    kinds = (events, queued, retries, leases)
+    report.more = report.pruned >= batch or any(len(kind) >= batch for kind in kinds)
     return report
 
 
