@@ -30,9 +30,10 @@ from typing import Any
 import pytest
 import redis
 import yaml
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from tests.support import drop_role
 from tests.test_examples import EXAMPLES, SEED_EVENT
 from workflows.store import db
 
@@ -366,7 +367,7 @@ def test_each_service_runs_natively(empty_database: str, queue_prefix: str, tmp_
             assert running.alive(name)
     finally:
         running.stop_all()
-        _drop_role(empty_database, role)
+        drop_role(empty_database, role)
 
 
 def _refused(client: redis.Redis) -> bool:
@@ -379,19 +380,3 @@ def _refused(client: redis.Redis) -> bool:
     except redis.ConnectionError:
         return False
     return False
-
-
-def _drop_role(database: str, role: str) -> None:
-    for url in (database, make_url(database).set(database="postgres")):
-        engine = create_engine(url)
-        try:
-            with engine.connect() as conn:
-                if conn.execute(
-                    text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role}
-                ).first():
-                    conn.execute(text(f'DROP OWNED BY "{role}"'))
-                    if url != database:
-                        conn.execute(text(f'DROP ROLE "{role}"'))
-                conn.commit()
-        finally:
-            engine.dispose()

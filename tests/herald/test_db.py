@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ProgrammingError
 
+from tests.support import drop_role
 from workflows.store import db
 
 HERALD = Path(sys.executable).with_name("herald")
@@ -24,20 +25,7 @@ def role(empty_database: str) -> Iterator[str]:
     """A role name no other run uses, dropped after the test with what it was granted."""
     name = f"herald_app_{uuid.uuid4().hex[:8]}"
     yield name
-    for database in (empty_database, make_url(empty_database).set(database="postgres")):
-        admin = create_engine(database)
-        try:
-            with admin.connect() as conn:
-                exists = conn.execute(
-                    text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": name}
-                )
-                if exists.first() is not None:
-                    conn.execute(text(f'DROP OWNED BY "{name}"'))
-                    if database != empty_database:
-                        conn.execute(text(f'DROP ROLE "{name}"'))
-                conn.commit()
-        finally:
-            admin.dispose()
+    drop_role(empty_database, name)
 
 
 def _upgrade(url: str, *args: str, password: str | None) -> subprocess.CompletedProcess[str]:
