@@ -64,6 +64,8 @@ def _workflow(workflow: Workflow) -> list[str]:
 
 
 def _runs(task: Task) -> str:
+    if task.router is not None:
+        return f"router on {task.router.condition.source}"
     if task.agent is not None:
         return f"agent {task.agent.id} action {task.action}"
     if task.tool is not None:
@@ -72,13 +74,16 @@ def _runs(task: Task) -> str:
 
 
 def _transitions(task: Task) -> str:
-    parts = []
+    parts: list[str] = []
+    if task.router is not None:
+        parts.extend(f"{value} -> {target}" for value, target in task.router.routes.items())
+        parts.append(f"default -> {task.router.default or 'error'}")
     if task.on_success:
         parts.append(f"success -> {task.on_success}")
     if task.on_error:
         parts.append(f"error -> {task.on_error}")
     if task.final:
         parts.append("final")
-    elif not task.on_success:
+    elif not task.on_success and task.router is None:
         parts.append("success -> end")
     return "  [" + ", ".join(parts) + "]"

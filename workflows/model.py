@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from workflows.errors import Problem
+from workflows.expressions import Expression
 
 JSON = Any
 """A value that came from JSON or YAML: dict, list, str, int, float, bool or None."""
@@ -142,13 +143,36 @@ class Trigger:
     location: Location | None = None
 
 
+#: the task types: ``basic`` runs a tool or an agent; the others settle without one
+TASK_TYPES = ("basic", "router", "sleep", "signal")
+
+
+@dataclass(frozen=True)
+class Router:
+    """A router's choice: the value of ``condition`` picks the next task among ``routes``."""
+
+    condition: Expression
+    #: value (as text, see :func:`workflows.expressions.route_key`) -> task id
+    routes: Mapping[str, str]
+    #: the task for a value with no route; None makes such a value a step error
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """An event a ``signal`` task emits: its name and its payload (templates)."""
+
+    name: str
+    payload: Mapping[str, JSON] = field(default_factory=_empty)
+
+
 @dataclass(frozen=True)
 class Task:
     """One step of a workflow."""
 
     id: str
-    #: ``tool`` or ``agent``: what ``$use`` points at
-    uses: Literal["tool", "agent"]
+    #: ``tool`` or ``agent``: what ``$use`` points at; ``none`` for the types that run neither
+    uses: Literal["tool", "agent", "none"]
     tool: Tool | None = None
     agent: Agent | None = None
     #: the agent action to run (``default`` when not given)
@@ -163,7 +187,31 @@ class Task:
     final: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 300.0
+    #: seconds each step of this task waits before it may start (``delay``; a sleep's duration)
+    delay: float = 0.0
+    #: a ``router`` task's condition and routes
+    router: Router | None = None
+    #: a ``signal`` task's event
+    signal: Signal | None = None
     location: Location | None = None
+
+    @property
+    def settles_alone(self) -> bool:
+        """Runs no tool or agent: the engine settles its step in the claim's transaction."""
+        return self.uses == "none"
+
+    def next_tasks(self) -> tuple[str, ...]:
+        """Every task this one may lead to (``next`` targets, routes, default)."""
+        found: list[str] = []
+        if self.on_success is not None and not self.final:
+            found.append(self.on_success)
+        if self.router is not None:
+            found.extend(self.router.routes.values())
+            if self.router.default is not None:
+                found.append(self.router.default)
+        if self.on_error is not None:
+            found.append(self.on_error)
+        return tuple(dict.fromkeys(found))
 
     @property
     def step_timeout(self) -> float:

@@ -35,6 +35,8 @@ class Settled:
     publish: list[Publish]
     #: the write was fenced off: the step no longer ran this attempt (a stale worker)
     fenced: bool = False
+    #: the attempt's error record, when it failed
+    error: dict[str, Any] | None = None
 
 
 def settle(
@@ -76,20 +78,22 @@ def settle(
         if not step_store.record_attempt(session, step.id, attempt, values):
             return _fenced(session, step)
         retry = [run_message(step.id, task, countdown=delay)] if short else []
-        return Settled(StepStatus.RETRYING, retry)
+        return Settled(StepStatus.RETRYING, retry, error=result.error)
 
     status = StepStatus.SUCCEEDED if result.ok else result.failure_status
     values.update(status=status.value, finished_at=now, lease_until=None)
     if not step_store.record_attempt(session, step.id, attempt, values):
         return _fenced(session, step)
     if ExecutionStatus(execution.status).finished:
-        return Settled(status, [])  # cancelled while the step ran: record it, start nothing
+        # cancelled while the step ran: record it, start nothing
+        return Settled(status, [], error=result.error)
     context["tasks"][task.id] = {
         "output": values["output"],
         "status": status.value,
         "error": result.error,
     }
-    return Settled(status, advance(session, execution, workflow, task, result, context, now=now))
+    publish = advance(session, execution, workflow, task, result, context, now=now)
+    return Settled(status, publish, error=result.error)
 
 
 def advance(

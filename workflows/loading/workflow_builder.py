@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from workflows.expressions import Expression, ExpressionError, compile_expression, task_reads
 from workflows.loading.parts_builder import (
     PartsBuilder,
     Shared,
@@ -24,15 +25,36 @@ from workflows.loading.parts_builder import (
 from workflows.loading.references import UnresolvedReference, locate, parse_use
 from workflows.loading.validation import check_payload_schema
 from workflows.loading.yamlsource import JsonPath, format_path
-from workflows.model import Agent, Defaults, Task, Tool, Trigger, Workflow
+from workflows.model import Agent, Defaults, Router, Task, Tool, Trigger, Workflow
+
+#: what an expression of a step (a router's condition) may read
+STEP_VARIABLES = ("input", "tasks", "event", "error")
 
 
 class WorkflowBuilder(PartsBuilder):
     """Builds one workflow document, appending every problem to ``problems``."""
 
+    #: the expressions compiled (path, source), checked against task ids at the end
+    expression_strings: list[tuple[JsonPath, str]]
+
+    def expression(
+        self, path: JsonPath, value: Any, variables: tuple[str, ...]
+    ) -> Expression | None:
+        """A CEL expression compiled now; None (and an error at ``path``) when it does not."""
+        if not isinstance(value, str):
+            return None
+        try:
+            compiled = compile_expression(value, variables)
+        except ExpressionError as exc:
+            self.error(path, exc.message)
+            return None
+        self.expression_strings.append((path, value))
+        return compiled
+
     def workflow(self, data: Any, shared: Shared) -> Workflow | None:
         """The workflow of this document, or None when it cannot be built."""
         data = as_dict(data)
+        self.expression_strings = []
         triggers = self.triggers(data)
         config = as_dict(data.get("config"))
         input_schema = self.schema(("config", "input"), config.get("input"))
@@ -68,6 +90,14 @@ class WorkflowBuilder(PartsBuilder):
                     self.error(
                         path,
                         f"template reads .tasks.{ref[1]}, and there is no task {ref[1]!r} "
+                        f"(tasks: {', '.join(ids) or 'none'})",
+                    )
+        for path, source in self.expression_strings:
+            for task_id in sorted(task_reads(source)):
+                if task_id not in ids:
+                    self.error(
+                        path,
+                        f"expression reads tasks.{task_id}, and there is no task {task_id!r} "
                         f"(tasks: {', '.join(ids) or 'none'})",
                     )
 
@@ -115,14 +145,12 @@ class WorkflowBuilder(PartsBuilder):
         out: list[Task] = []
         for index, raw in enumerate(raws):
             task = self.task(("tasks", index), as_dict(raw), data, shared, tools, agents, defaults)
-            for key in ("on_success", "on_error"):
-                target = as_str(as_dict(as_dict(raw).get(key)).get("next"))
-                if target is not None and target not in ids:
+            for where, target in _targets(("tasks", index), as_dict(raw)):
+                if target not in ids:
                     known = ", ".join(ids) or "none"
-                    self.error(
-                        ("tasks", index, key, "next"),
-                        f"next names no task: {target!r} (tasks: {known})",
-                    )
+                    last = where[-1]
+                    what = last if last in ("next", "default") else f"route {last!r}"
+                    self.error(where, f"{what} names no task: {target!r} (tasks: {known})")
             if task is not None:
                 out.append(task)
         return out if len(out) == len(raws) else []
@@ -139,6 +167,8 @@ class WorkflowBuilder(PartsBuilder):
     ) -> Task | None:
         """One task; None when something it needs is missing (already reported)."""
         task_id = as_str(raw.get("id"))
+        if raw.get("type") == "router":
+            return self.router_task(path, raw, task_id)
         self.templates((*path, "with"), raw.get("with"))
         use = raw.get("$use")
         if use is None:
@@ -182,6 +212,23 @@ class WorkflowBuilder(PartsBuilder):
             location=self.location(path),
         )
 
+    def router_task(self, path: JsonPath, raw: dict[str, Any], task_id: str | None) -> Task | None:
+        """A router: its condition compiled, its routes (value -> task id)."""
+        condition = self.expression((*path, "condition"), raw.get("condition"), STEP_VARIABLES)
+        routes = {k: v for k, v in as_dict(raw.get("routes")).items() if isinstance(v, str)}
+        if isinstance(raw.get("routes"), dict) and not raw["routes"]:
+            self.error((*path, "routes"), "a router needs at least one route (value: task id)")
+        if task_id is None or condition is None or not routes:
+            return None
+        return Task(
+            id=task_id,
+            uses="none",
+            type="router",
+            on_error=as_str(as_dict(raw.get("on_error")).get("next")),
+            router=Router(condition, frozen(routes), as_str(raw.get("default"))),
+            location=self.location(path),
+        )
+
     def use(
         self,
         path: JsonPath,
@@ -221,8 +268,8 @@ class WorkflowBuilder(PartsBuilder):
         while todo:
             task = todo.pop()
             # after a final task's success the execution ends; its on_error still applies
-            for nxt in (None if task.final else task.on_success, task.on_error):
-                if nxt is not None and nxt not in seen and nxt in by_id:
+            for nxt in task.next_tasks():
+                if nxt not in seen and nxt in by_id:
                     seen.add(nxt)
                     todo.append(by_id[nxt])
         for index, task in enumerate(tasks):
@@ -243,3 +290,19 @@ class WorkflowBuilder(PartsBuilder):
                         warning=True,
                     )
                 )
+
+
+def _targets(path: JsonPath, raw: dict[str, Any]) -> list[tuple[JsonPath, str]]:
+    """Every task id a task names as where to go: ``next``s, a router's routes and default."""
+    found: list[tuple[JsonPath, str]] = []
+    for key in ("on_success", "on_error"):
+        target = as_str(as_dict(raw.get(key)).get("next"))
+        if target is not None:
+            found.append(((*path, key, "next"), target))
+    if raw.get("type") == "router":
+        for value, target in as_dict(raw.get("routes")).items():
+            if isinstance(target, str):
+                found.append(((*path, "routes", value), target))
+        if (default := as_str(raw.get("default"))) is not None:
+            found.append(((*path, "default"), default))
+    return found

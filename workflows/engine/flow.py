@@ -1,0 +1,70 @@
+"""Steps of the types that run no tool or agent, settled in the transaction that claimed them.
+
+A ``router`` step evaluates its condition (compiled when the project loaded) on
+the step's data and goes where the value routes it. Such a step is still a row,
+claimed and published like any other (so redelivery, the sweep and cancel treat
+it the same way), but nothing runs outside the database: the claim, the result
+and the next step are one transaction, and a redelivered message finds the step
+finished.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.orm import Session
+
+from workflows.engine.attempt import Attempt
+from workflows.engine.claim import Claim
+from workflows.engine.progress import Settled, settle
+from workflows.expressions import ExpressionFailed, route_key
+from workflows.model import Task
+
+#: ``type`` of the step error when a router's value has no route and no default
+NO_ROUTE = "no_route"
+#: ``type`` of the step error when an expression cannot be evaluated
+EXPRESSION_ERROR = "expression_error"
+
+
+def settle_alone(session: Session, claim: Claim, *, now: datetime) -> Settled:
+    """Run the claimed step of a task that uses nothing, in the caller's transaction."""
+    result = _attempt(claim)
+    return settle(
+        session,
+        step=claim.step,
+        attempt=claim.attempt,
+        workflow=claim.workflow,
+        task=claim.task,
+        result=result,
+        context=claim.context,
+        now=now,
+    )
+
+
+def _attempt(claim: Claim) -> Attempt:
+    task = claim.task
+    if task.router is not None:
+        return route(task, claim.context)
+    raise AssertionError(f"task {task.id!r} of type {task.type!r} runs a tool or an agent")
+
+
+def route(task: Task, context: dict[str, object]) -> Attempt:
+    """A router's choice: the route of its condition's value, else its default, else an error."""
+    router = task.router
+    assert router is not None
+    shown = {"condition": router.condition.source}
+    try:
+        value = router.condition.evaluate(context)
+    except ExpressionFailed as exc:
+        error = {"type": EXPRESSION_ERROR, "message": f"router {task.id!r}: {exc.message}"}
+        return Attempt(ok=False, error=error, input=shown)
+    key = route_key(value)
+    target = router.routes.get(key, router.default)
+    if target is None:
+        message = (
+            f"router {task.id!r}: value {key!r} has no route and there is no default "
+            f"(routes: {', '.join(router.routes)})"
+        )
+        return Attempt(ok=False, error={"type": NO_ROUTE, "message": message, "value": value})
+    output = {"value": value, "route": target, "default": key not in router.routes}
+    return Attempt(ok=True, output=output, input=shown, route=target)
