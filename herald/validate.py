@@ -59,11 +59,24 @@ def _workflow(workflow: Workflow) -> list[str]:
     else:
         lines.append("  no triggers")
     for task in workflow.tasks:
-        lines.append(f"  task {task.id}: {_runs(task)}{_transitions(task)}")
+        delay = f" after {_seconds(task.delay)}" if task.delay and task.type != "sleep" else ""
+        lines.append(f"  task {task.id}: {_runs(task)}{delay}{_transitions(task)}")
     return lines
 
 
+def _seconds(value: float) -> str:
+    """``90`` -> ``1m30s``; ``604800`` -> ``7d``."""
+    left, parts = int(value), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts) or f"{value:g}s"
+
+
 def _runs(task: Task) -> str:
+    if task.type == "sleep":
+        return f"sleep {_seconds(task.delay)}"
     if task.router is not None:
         return f"router on {task.router.condition.source}"
     if task.agent is not None:

@@ -148,6 +148,105 @@ def test_a_duplicated_router_message_leaves_the_rows_of_one_delivery(frt: Runtim
     assert [s[2] for s in once["steps"]] == ["route", "ship-us"]
 
 
+# -- sleep and delay, in process ----------------------------------------------------------
+
+
+def _sent(rt: Runtime) -> list[Any]:
+    celery: RecordingCelery = rt.celery  # type: ignore[assignment]
+    return celery.sent
+
+
+def test_a_short_sleep_is_a_countdown_on_its_step_message(frt: Runtime) -> None:
+    event_id, (execution_id,) = accept(frt.sessions, frt.project, "flow.nap", {})
+    tasks.dispatch(frt, event_id)
+    (first,) = _sent(frt)
+    _sent(frt).clear()
+    tasks.run_step(frt, first.args[0], worker="w")
+
+    (nap_message,) = _sent(frt)
+    _, (before, nap) = _rows(frt.sessions, execution_id)
+    assert (nap.task_id, nap.status, nap.publish_count) == ("nap", "queued", 1)
+    assert nap.not_before is not None and before.finished_at is not None
+    assert 1.9 < (nap.not_before - before.finished_at).total_seconds() < 2.5
+    assert nap.queued_at == nap.not_before  # due then
+    assert nap_message.args == [nap.id] and 1.9 < nap_message.options["countdown"] <= 2.0
+    # delivered early (a redelivery): the step is not due, nothing happens
+    assert tasks.run_step(frt, nap.id, worker="early") == "dropped"
+    _, (_, nap) = _rows(frt.sessions, execution_id)
+    assert (nap.status, nap.attempts) == ("queued", 0)
+
+
+def test_a_long_sleep_waits_in_the_database_and_the_sweep_releases_it(frt: Runtime) -> None:
+    from datetime import timedelta
+
+    from workers.sweep import sweep
+    from workflows.store.models import utcnow
+
+    event_id, (execution_id,) = accept(frt.sessions, frt.project, "flow.long-sleep", {})
+    tasks.dispatch(frt, event_id)
+    tasks.dispatch(frt, event_id)  # a redelivered dispatch publishes nothing either
+    assert _sent(frt) == []  # a week is no countdown: nothing on the broker
+    _, (nap,) = _rows(frt.sessions, execution_id)
+    assert (nap.status, nap.publish_count) == ("queued", 0)
+    assert nap.not_before is not None
+    week = (nap.not_before - utcnow()).total_seconds()
+    assert 7 * 86400 - 60 < week <= 7 * 86400
+
+    assert sweep(frt, now=utcnow() + timedelta(days=6)).delayed == []  # not yet
+    released = sweep(frt, now=nap.not_before + timedelta(seconds=1))
+    assert released.delayed == [nap.id]
+    assert [m.args for m in _sent(frt)] == [[nap.id]]
+    drain(frt)
+
+    execution, (nap, wake) = _rows(frt.sessions, execution_id)
+    assert (nap.status, nap.output, nap.input) == (
+        "succeeded",
+        {"slept": 604800.0},
+        {"duration": 604800.0},
+    )
+    assert (wake.task_id, wake.status, execution.status) == ("wake", "succeeded", "succeeded")
+    assert sweep(frt, now=nap.queued_at + timedelta(days=30)).total == 0  # released once
+
+
+def test_a_delay_on_a_tool_task_and_a_router_waits_before_each_starts(frt: Runtime) -> None:
+    from datetime import timedelta
+
+    from workers.sweep import sweep
+
+    execution_id = _run(frt, "flow.delayed", {"text": "hello"})
+    _, (first, remind) = _rows(frt.sessions, execution_id)
+    assert (remind.status, remind.publish_count) == ("queued", 0)
+    assert first.finished_at is not None and remind.not_before is not None
+    assert 5399 < (remind.not_before - first.finished_at).total_seconds() < 5401
+
+    assert sweep(frt, now=remind.not_before + timedelta(seconds=1)).delayed == [remind.id]
+    tasks.run_step(frt, _sent(frt).pop(0).args[0], worker="w")
+    (pick_message,) = _sent(frt)
+    assert 0.9 < pick_message.options["countdown"] <= 1.0  # the router's 1 s delay
+    drain(frt)
+
+    execution, steps = _rows(frt.sessions, execution_id)
+    assert [s.task_id for s in steps] == ["first", "remind", "pick", "done"]
+    assert steps[1].output["reminder"] == "hello" and execution.status == "succeeded"
+
+
+def test_cancelling_an_execution_cancels_its_sleeping_step(frt: Runtime) -> None:
+    from datetime import timedelta
+
+    from workers.sweep import sweep
+    from workflows.engine import control
+    from workflows.store.models import utcnow
+
+    event_id, (execution_id,) = accept(frt.sessions, frt.project, "flow.long-sleep", {})
+    tasks.dispatch(frt, event_id)
+    with frt.sessions.begin() as session:
+        control.cancel(session, execution_id, now=utcnow())
+
+    assert sweep(frt, now=utcnow() + timedelta(days=8)).delayed == []
+    execution, (nap,) = _rows(frt.sessions, execution_id)
+    assert (execution.status, nap.status) == ("cancelled", "cancelled")
+
+
 # -- real workers -------------------------------------------------------------------------
 
 WorkerStarter = Callable[..., WorkerProcess]
@@ -213,3 +312,41 @@ def test_routers_with_and_without_default_on_real_workers(
     assert statuses == dict.fromkeys(ids, "succeeded")
     _, (route, _) = _rows(sessions, ids["default"])
     assert route.worker is not None and route.worker.startswith("test-")  # a worker settled it
+
+
+@pytest.mark.integration
+def test_sleeps_on_real_workers_short_by_countdown_long_released_by_the_sweep(
+    flow_worker: WorkerStarter,
+    worker_env: dict[str, str],
+    sessions: sessionmaker[Session],
+    flow_project: Project,
+) -> None:
+    from sqlalchemy import update
+
+    from workflows.store.models import utcnow
+
+    flow_worker(concurrency=2)
+    nap_event, (nap_id,) = accept(sessions, flow_project, "flow.nap", {})
+    week_event, (week_id,) = accept(sessions, flow_project, "flow.long-sleep", {})
+    _send(worker_env, nap_event)
+    _send(worker_env, week_event)
+
+    wait_for(lambda: all_finished(sessions, [nap_id]), what="the 2 s nap")
+    _, (before, nap, after) = _rows(sessions, nap_id)
+    assert nap.status == "succeeded" and before.finished_at and nap.started_at
+    assert (nap.started_at - before.finished_at).total_seconds() >= 1.0  # 2 s, 1 s of skew allowed
+    assert after.status == "succeeded"
+
+    sleeping = wait_for(lambda: _rows(sessions, week_id)[1], what="the week-long sleep's step")
+    assert (sleeping[0].status, sleeping[0].publish_count) == ("queued", 0)
+    # a week passes: the step is due now; the worker's own sweep releases it
+    with sessions.begin() as session:
+        session.execute(
+            update(Step)
+            .where(Step.id == sleeping[0].id)
+            .values(not_before=utcnow(), queued_at=utcnow())
+        )
+    wait_for(lambda: all_finished(sessions, [week_id]), what="the released sleep")
+    execution, (week, wake) = _rows(sessions, week_id)
+    assert (week.status, wake.status, execution.status) == ("succeeded", "succeeded", "succeeded")
+    assert week.publish_count == 1  # released once, by the sweep

@@ -1,7 +1,9 @@
 """Steps of the types that run no tool or agent, settled in the transaction that claimed them.
 
 A ``router`` step evaluates its condition (compiled when the project loaded) on
-the step's data and goes where the value routes it. Such a step is still a row,
+the step's data and goes where the value routes it. A ``sleep`` step was queued
+with ``not_before`` its duration away (as any task's ``delay``); once claimed,
+it has slept and succeeds. Such a step is still a row,
 claimed and published like any other (so redelivery, the sweep and cancel treat
 it the same way), but nothing runs outside the database: the claim, the result
 and the next step are one transaction, and a redelivered message finds the step
@@ -45,6 +47,8 @@ def _attempt(claim: Claim) -> Attempt:
     task = claim.task
     if task.router is not None:
         return route(task, claim.context)
+    if task.type == "sleep":
+        return Attempt(ok=True, output={"slept": task.delay}, input={"duration": task.delay})
     raise AssertionError(f"task {task.id!r} of type {task.type!r} runs a tool or an agent")
 
 

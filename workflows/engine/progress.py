@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from workflows.engine.attempt import Attempt
 from workflows.engine.context import build_context
-from workflows.engine.messages import MAX_COUNTDOWN, Publish, run_message
+from workflows.engine.messages import MAX_COUNTDOWN, Publish, due_message, run_message
 from workflows.errors import TemplateError
 from workflows.model import ExecutionStatus, Project, StepStatus, Task, Workflow
 from workflows.store import executions as store
@@ -110,10 +110,7 @@ def advance(
     decision = decide(workflow, task, result.outcome, execution.step_count)
     if decision.next_task is not None:
         next_task = workflow.task(decision.next_task)
-        created = step_store.queue_step(
-            session, execution, next_task.id, now=now, cause=_plain(decision.cause)
-        )
-        return [run_message(created, next_task)] if created is not None else []
+        return queue_visit(session, execution, next_task, now=now, cause=_plain(decision.cause))
     status = ExecutionStatus(decision.status)
     output: Any = result.output if result.ok else None
     error = _plain(decision.error)
@@ -125,6 +122,34 @@ def advance(
             error = {"type": "template_error", "message": f"workflow outputs: {exc.message}"}
     store.finish_execution(execution, status, now=now, output=output, error=error)
     return []
+
+
+def queue_visit(
+    session: Session,
+    execution: Execution,
+    task: Task,
+    *,
+    now: datetime,
+    cause: dict[str, Any] | None = None,
+) -> list[Publish]:
+    """Queue the next visit of ``task`` (waiting its ``delay``, if any); its run message.
+
+    A delay up to :data:`MAX_COUNTDOWN` is a countdown on the message; a longer
+    one publishes nothing: the step waits in the database for the sweep.
+    """
+    not_before = now + timedelta(seconds=task.delay) if task.delay else None
+    created = step_store.queue_step(
+        session,
+        execution,
+        task.id,
+        now=now,
+        cause=cause,
+        not_before=not_before,
+        published=task.delay <= MAX_COUNTDOWN,
+    )
+    if created is None:
+        return []
+    return due_message(created, task, not_before=not_before, now=now)
 
 
 def give_up(

@@ -7,6 +7,7 @@ SQLite serialises writers anyway), and returns what to publish after commit:
 - events still ``accepted`` past the dispatch deadline (the wait grows with each publish);
 - steps ``queued`` past the step deadline (``queued_at`` is reset when re-published);
 - ``retrying`` steps whose backoff has passed (long backoffs only live in the database);
+- delayed steps (a ``delay`` or a ``sleep`` too long for a countdown) now due;
 - ``running`` steps whose lease has passed: their worker is presumed lost,
   ``lost`` + 1, re-queued, or failed (following ``on_error``) past the redelivery cap.
 
@@ -46,6 +47,8 @@ class SweepReport:
     retries: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    #: delayed steps released (their delay was too long for a countdown)
+    delayed: list[str] = field(default_factory=list)
     publish: list[Message] = field(default_factory=list)
     #: a kind filled its batch: more may be due at once
     more: bool = False
@@ -53,7 +56,8 @@ class SweepReport:
     @property
     def total(self) -> int:
         """How many rows this pass acted on."""
-        return sum(len(x) for x in (self.events, self.queued, self.retries, self.lost, self.failed))
+        kinds = (self.events, self.queued, self.retries, self.lost, self.failed, self.delayed)
+        return sum(len(x) for x in kinds)
 
 
 def sweep(
@@ -78,6 +82,10 @@ def sweep(
     for step, execution in retries:
         report.publish += requeue(project, execution, step, now=now)
         report.retries.append(step.id)
+    delayed = found.due_delays(session, now=now, limit=batch)
+    for step, execution in delayed:
+        report.publish += requeue(project, execution, step, now=now)
+        report.delayed.append(step.id)
     leases = found.expired_leases(session, now=now, limit=batch)
     for step, execution in leases:
         step.lost += 1
@@ -88,7 +96,7 @@ def sweep(
         else:
             report.publish += requeue(project, execution, step, now=now)
             report.lost.append(step.id)
-    report.more = any(len(kind) >= batch for kind in (events, queued, retries, leases))
+    report.more = any(len(kind) >= batch for kind in (events, queued, retries, delayed, leases))
     return report
 
 

@@ -9,6 +9,7 @@ warning).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,10 @@ from workflows.model import Agent, Defaults, Router, Task, Tool, Trigger, Workfl
 
 #: what an expression of a step (a router's condition) may read
 STEP_VARIABLES = ("input", "tasks", "event", "error")
+#: the shortest and the longest ``delay`` or sleep, in seconds (1 s to 30 days)
+MIN_DURATION, MAX_DURATION = 1.0, 30 * 86400.0
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 
 
 class WorkflowBuilder(PartsBuilder):
@@ -50,6 +55,26 @@ class WorkflowBuilder(PartsBuilder):
             return None
         self.expression_strings.append((path, value))
         return compiled
+
+    def duration(self, path: JsonPath, value: Any) -> float | None:
+        """Seconds of a ``delay`` or a ``duration``: a number, or 90s, 15m, 2h, 30d."""
+        if value is None:
+            return None
+        seconds = as_num(value)
+        if isinstance(value, str) and (found := _DURATION.match(value)) is not None:
+            seconds = float(found.group(1)) * _UNITS[found.group(2)]
+        if seconds is None:
+            if isinstance(value, str):  # another type is the schema's to report
+                self.error(
+                    path,
+                    f"{value!r} is not a duration: write seconds (90) or a number and a unit "
+                    "(90s, 15m, 2h, 30d)",
+                )
+            return None
+        if not MIN_DURATION <= seconds <= MAX_DURATION:
+            self.error(path, f"{value!r} is out of range: from 1 second to 30 days")
+            return None
+        return seconds
 
     def workflow(self, data: Any, shared: Shared) -> Workflow | None:
         """The workflow of this document, or None when it cannot be built."""
@@ -169,6 +194,8 @@ class WorkflowBuilder(PartsBuilder):
         task_id = as_str(raw.get("id"))
         if raw.get("type") == "router":
             return self.router_task(path, raw, task_id)
+        if raw.get("type") == "sleep":
+            return self.sleep_task(path, raw, task_id)
         self.templates((*path, "with"), raw.get("with"))
         use = raw.get("$use")
         if use is None:
@@ -196,6 +223,7 @@ class WorkflowBuilder(PartsBuilder):
             return None
         timeout = as_num(raw.get("timeout"))
         with_ = raw.get("with")
+        delay = self.duration((*path, "delay"), raw.get("delay"))
         return Task(
             id=task_id,
             uses="agent" if isinstance(target, Agent) else "tool",
@@ -209,12 +237,14 @@ class WorkflowBuilder(PartsBuilder):
             final=raw.get("final") is True,
             retry=self.retry(raw.get("retry"), defaults.retry),
             timeout=defaults.timeout if timeout is None else timeout,
+            delay=delay or 0.0,
             location=self.location(path),
         )
 
     def router_task(self, path: JsonPath, raw: dict[str, Any], task_id: str | None) -> Task | None:
         """A router: its condition compiled, its routes (value -> task id)."""
         condition = self.expression((*path, "condition"), raw.get("condition"), STEP_VARIABLES)
+        delay = self.duration((*path, "delay"), raw.get("delay"))
         routes = {k: v for k, v in as_dict(raw.get("routes")).items() if isinstance(v, str)}
         if isinstance(raw.get("routes"), dict) and not raw["routes"]:
             self.error((*path, "routes"), "a router needs at least one route (value: task id)")
@@ -226,6 +256,22 @@ class WorkflowBuilder(PartsBuilder):
             type="router",
             on_error=as_str(as_dict(raw.get("on_error")).get("next")),
             router=Router(condition, frozen(routes), as_str(raw.get("default"))),
+            delay=delay or 0.0,
+            location=self.location(path),
+        )
+
+    def sleep_task(self, path: JsonPath, raw: dict[str, Any], task_id: str | None) -> Task | None:
+        """A sleep: its step waits ``duration`` before it may start, then succeeds at once."""
+        duration = self.duration((*path, "duration"), raw.get("duration"))
+        if task_id is None or duration is None:
+            return None
+        return Task(
+            id=task_id,
+            uses="none",
+            type="sleep",
+            on_success=as_str(as_dict(raw.get("on_success")).get("next")),
+            final=raw.get("final") is True,
+            delay=duration,
             location=self.location(path),
         )
 

@@ -72,7 +72,14 @@ def _step_with_execution() -> Select[Step, Execution, str, datetime]:
 
 
 def queue_step(
-    session: Session, execution: Execution, task_id: str, *, now: datetime, cause: Any = None
+    session: Session,
+    execution: Execution,
+    task_id: str,
+    *,
+    now: datetime,
+    cause: Any = None,
+    not_before: datetime | None = None,
+    published: bool = True,
 ) -> str | None:
     """Queue the next visit of ``task_id`` as the execution's next step; its id, or None.
 
@@ -80,6 +87,10 @@ def queue_step(
     (counted in the INSERT itself: one round trip, a Core statement returning
     only the id); the unique constraints make a second insert for the same
     position a no-op (None is returned then). ``execution.step_count`` is advanced.
+
+    A delayed step has ``not_before`` (it is due then, which ``queued_at`` says
+    too); one not ``published`` (a delay too long for a countdown) has
+    ``publish_count`` 0 and waits for the sweep to release it.
     """
     seq = execution.step_count + 1
     params = {
@@ -88,7 +99,9 @@ def queue_step(
         "p_task": task_id,
         "p_seq": seq,
         "p_cause": cause,
-        "p_now": now,
+        "p_now": now if not_before is None else not_before,
+        "p_not_before": not_before,
+        "p_publish_count": 1 if published else 0,
     }
     dialect = session.get_bind().dialect.name
     row = session.connection().execute(_queue_step_statement(dialect), params).first()
@@ -129,7 +142,8 @@ def _queue_step_statement(dialect: str) -> Any:
             lost=0,
             cause=bindparam("p_cause", type_=table.c.cause.type),
             queued_at=bindparam("p_now", type_=table.c.queued_at.type),
-            publish_count=1,
+            not_before=bindparam("p_not_before", type_=table.c.not_before.type),
+            publish_count=bindparam("p_publish_count", type_=table.c.publish_count.type),
         )
         .returning(table.c.id)
     )

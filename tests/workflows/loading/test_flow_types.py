@@ -105,7 +105,8 @@ BROKEN: list[tuple[str, str, int, str, str]] = [
         "a router runs nothing",
         ROUTER.replace("default: other", f"default: other\n    $use: {NOTIFY}"),
         8, "tasks[0].$use",
-        "unknown key '$use'; expected one of: condition, default, id, on_error, routes, type",
+        "unknown key '$use'; expected one of: condition, default, delay, id, on_error, routes, "
+        "type",
     ),
     (
         "a router's next is its routes",
@@ -127,6 +128,102 @@ BROKEN: list[tuple[str, str, int, str, str]] = [
     ("text", "line", "path", "message"), [pytest.param(*c[1:], id=c[0]) for c in BROKEN]
 )
 def test_a_broken_flow_task_is_refused_with_file_line_and_message(
+    make_project: MakeProject, text: str, line: int, path: str, message: str
+) -> None:
+    problems = errors_of(make_project({"wf.yaml": text}))
+
+    assert len(problems) == 1, "\n".join(str(p) for p in problems)
+    assert (problems[0].file, problems[0].line, problems[0].path) == ("wf.yaml", line, path)
+    assert message in problems[0].message
+
+
+SLEEP = f"""\
+id: wf
+tasks:
+  - id: nap
+    type: sleep
+    duration: 15m
+    on_success: {{next: after}}
+  - id: after
+    $use: {NOTIFY}
+    delay: 2h
+"""
+
+
+def test_a_sleep_and_a_delay_load_in_seconds(make_project: MakeProject) -> None:
+    workflow = load_project(make_project({"wf.yaml": SLEEP})).workflows["wf"]
+
+    nap, after = workflow.tasks
+    assert (nap.type, nap.uses, nap.delay, nap.on_success) == ("sleep", "none", 900.0, "after")
+    assert (after.type, after.delay) == ("basic", 7200.0)
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [
+        ("1", 1.0),
+        ("90", 90.0),
+        ("2.5", 2.5),
+        ("90s", 90.0),
+        ("1.5m", 90.0),
+        ("2h", 7200.0),
+        ("30d", 2592000.0),
+    ],
+)
+def test_durations_are_seconds_or_a_number_and_a_unit(
+    make_project: MakeProject, written: str, seconds: float
+) -> None:
+    text = SLEEP.replace("duration: 15m", f"duration: {written}")
+    assert load_project(make_project({"wf.yaml": text})).workflows["wf"].tasks[0].delay == seconds
+
+
+# fmt: off
+BROKEN_SLEEPS: list[tuple[str, str, int, str, str]] = [
+    (
+        "a duration in words",
+        SLEEP.replace("duration: 15m", "duration: 10 minutes"),
+        5, "tasks[0].duration",
+        "'10 minutes' is not a duration: write seconds (90) or a number and a unit (90s, 15m, 2h, "
+        "30d)",
+    ),
+    (
+        "under a second",
+        SLEEP.replace("duration: 15m", "duration: 0.5"),
+        5, "tasks[0].duration",
+        "0.5 is out of range: from 1 second to 30 days",
+    ),
+    (
+        "over 30 days",
+        SLEEP.replace("delay: 2h", "delay: 31d"),
+        9, "tasks[1].delay",
+        "'31d' is out of range: from 1 second to 30 days",
+    ),
+    (
+        "a duration of another type",
+        SLEEP.replace("duration: 15m", "duration: [1]"),
+        5, "tasks[0].duration",
+        "must be a number or a string, not a list",
+    ),
+    (
+        "a sleep without a duration",
+        SLEEP.replace("    duration: 15m\n", ""),
+        3, "tasks[0]",
+        "missing required key 'duration'",
+    ),
+    (
+        "a sleep runs nothing",
+        SLEEP.replace("duration: 15m", "duration: 15m\n    with: {a: 1}"),
+        6, "tasks[0].with",
+        "unknown key 'with'; expected one of: duration, final, id, on_success, type",
+    ),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "message"), [pytest.param(*c[1:], id=c[0]) for c in BROKEN_SLEEPS]
+)
+def test_a_broken_sleep_or_delay_is_refused_with_file_line_and_message(
     make_project: MakeProject, text: str, line: int, path: str, message: str
 ) -> None:
     problems = errors_of(make_project({"wf.yaml": text}))
