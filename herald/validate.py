@@ -77,6 +77,8 @@ def _seconds(value: float) -> str:
 def _runs(task: Task) -> str:
     if task.type == "sleep":
         return f"sleep {_seconds(task.delay)}"
+    if task.signal is not None:
+        return f"signal {task.signal.name}"
     if task.router is not None:
         return f"router on {task.router.condition.source}"
     if task.agent is not None:

@@ -125,7 +125,7 @@ def run_step(rt: Runtime, step_id: str, *, worker: str, redelivered: bool = Fals
         taken = claimed.claim
         # a router (a task that runs nothing) is settled in the claim's own transaction
         alone = (
-            settle_alone(session, taken, now=utcnow())
+            settle_alone(session, rt.project, taken, now=utcnow())
             if taken and taken.task.settles_alone
             else None
         )

@@ -247,6 +247,95 @@ def test_cancelling_an_execution_cancels_its_sleeping_step(frt: Runtime) -> None
     assert (execution.status, nap.status) == ("cancelled", "cancelled")
 
 
+# -- signal, in process -------------------------------------------------------------------
+
+
+def _events(sessions: sessionmaker[Session], name: str) -> list[Any]:
+    from workflows.store.models import Event
+
+    with sessions() as session:
+        return list(session.scalars(select(Event).where(Event.name == name)))
+
+
+def _executions_of(sessions: sessionmaker[Session], workflow_id: str) -> list[Execution]:
+    with sessions() as session:
+        return list(session.scalars(select(Execution).where(Execution.workflow_id == workflow_id)))
+
+
+def test_a_signal_starts_the_workflows_subscribed_to_its_event(frt: Runtime) -> None:
+    execution_id = _run(frt, "flow.order", {"orderId": "o_1", "total": 12.5})
+
+    execution, steps = _rows(frt.sessions, execution_id)
+    assert [s.task_id for s in steps] == ["price", "request-invoice", "done"]
+    assert execution.status == "succeeded"
+    (event,) = _events(frt.sessions, "flow.invoice.requested")
+    assert event.payload == {"orderId": "o_1", "total": 12.5}
+    assert (event.status, event.token_name) == ("dispatched", "signal:order-placed")
+    assert event.idempotency_key == f"{execution_id}:request-invoice:1"
+    (invoicer,) = _executions_of(frt.sessions, "invoicer")
+    assert (invoicer.event_id, invoicer.status, invoicer.input) == (
+        event.id,
+        "succeeded",
+        {"orderId": "o_1", "total": 12.5},
+    )
+    signal = steps[1]
+    assert signal.input == {"name": "flow.invoice.requested", "payload": event.payload}
+    assert signal.output == {
+        "event_id": event.id,
+        "name": "flow.invoice.requested",
+        "workflows": [{"workflow_id": "invoicer", "execution_id": invoicer.id}],
+        "duplicate": False,
+    }
+    assert steps[2].input["invoice"] == signal.output
+
+
+def test_a_signal_whose_payload_a_subscriber_refuses_starts_nothing(frt: Runtime) -> None:
+    execution_id = _run(frt, "flow.order", {"orderId": "o_2", "total": -1})
+
+    _, steps = _rows(frt.sessions, execution_id)
+    assert [s.task_id for s in steps] == ["price", "request-invoice", "invoice-refused"]
+    error = steps[1].error
+    assert (steps[1].status, error["type"]) == ("failed", "signal_rejected")
+    assert error["errors"] == [
+        {"workflow_id": "invoicer", "path": "/total", "message": error["errors"][0]["message"]}
+    ]
+    assert "invoicer" in error["message"]
+    assert _events(frt.sessions, "flow.invoice.requested") == []
+    assert _executions_of(frt.sessions, "invoicer") == []
+    assert steps[2].input["error"] == error
+
+
+def test_a_signal_nobody_subscribes_to_is_stored_unrouted(frt: Runtime) -> None:
+    execution_id = _run(frt, "flow.shout", {})
+
+    execution, (shout,) = _rows(frt.sessions, execution_id)
+    (event,) = _events(frt.sessions, "flow.nobody.listens")
+    assert (event.status, event.routes, event.payload) == ("unrouted", [], {"text": "hello"})
+    assert shout.output["workflows"] == [] and execution.status == "succeeded"
+
+
+def test_a_duplicated_signal_message_emits_one_event(frt: Runtime) -> None:
+    event_id, ids = accept(frt.sessions, frt.project, "flow.order", {"orderId": "o", "total": 1})
+    tasks.dispatch(frt, event_id)
+    tasks.run_step(frt, _sent(frt).pop(0).args[0], worker="w")  # price
+    (signal_message,) = list(_sent(frt))
+    _sent(frt).append(signal_message)  # delivered twice
+    drain(frt)
+    assert tasks.run_step(frt, signal_message.args[0], worker="late", redelivered=True) in (
+        "dropped",
+        "republished",
+    )
+    drain(frt)
+
+    assert len(_events(frt.sessions, "flow.invoice.requested")) == 1
+    assert len(_executions_of(frt.sessions, "invoicer")) == 1
+    assert [s[2] for s in snapshot(frt.sessions, ids)["steps"]] == [
+        "price",
+        "request-invoice",
+        "done",
+    ]
+
+
 # -- real workers -------------------------------------------------------------------------
 
 WorkerStarter = Callable[..., WorkerProcess]
@@ -350,3 +439,76 @@ def test_sleeps_on_real_workers_short_by_countdown_long_released_by_the_sweep(
     execution, (week, wake) = _rows(sessions, week_id)
     assert (week.status, wake.status, execution.status) == ("succeeded", "succeeded", "succeeded")
     assert week.publish_count == 1  # released once, by the sweep
+
+
+@pytest.mark.integration
+def test_a_signal_starts_another_workflow_exactly_once_under_duplicated_messages(
+    flow_worker: WorkerStarter,
+    worker_env: dict[str, str],
+    sessions: sessionmaker[Session],
+    flow_project: Project,
+) -> None:
+    import threading
+
+    from workers.celery_app import make_celery, publish_step
+
+    workers = [flow_worker(concurrency=2), flow_worker(concurrency=2)]
+    celery = make_celery(
+        Settings(
+            broker_url=worker_env["HERALD_BROKER_URL"],
+            queue_prefix=worker_env["HERALD_QUEUE_PREFIX"],
+            database_url=worker_env["HERALD_DATABASE_URL"],
+        )
+    )
+    accepted = [
+        accept(sessions, flow_project, "flow.order", {"orderId": f"o{i}", "total": i})
+        for i in range(3)
+    ]
+    ids = [execution_ids[0] for _, execution_ids in accepted]
+    for event_id, _ in accepted:
+        _send(worker_env, event_id)
+    duplicated: set[str] = set()
+
+    def duplicate_signal_steps() -> bool:
+        with sessions() as session:
+            rows = session.scalars(
+                select(Step.id).where(Step.execution_id.in_(ids), Step.task_id == "request-invoice")
+            ).all()
+        for step_id in rows:
+            if step_id not in duplicated:
+                duplicated.add(step_id)
+                threads = [
+                    threading.Thread(
+                        target=lambda s=step_id: publish_step(celery, s, uses="none", timeout=5)
+                    )
+                    for _ in range(2)
+                ]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join()
+        invoicers = _executions_of(sessions, "invoicer")
+        return all_finished(sessions, ids + [e.id for e in invoicers]) and len(invoicers) >= 3
+
+    wait_for(duplicate_signal_steps, timeout=40, what="the orders and their invoices")
+
+    def dropped() -> int:  # each signal step: of its three deliveries, two are dropped
+        lines = [line for w in workers for line in w.output().splitlines()]
+        return sum(
+            '"step.dropped"' in line and any(s in line for s in duplicated) for line in lines
+        )
+
+    wait_for(lambda: dropped() == 6, what="the duplicated deliveries to be dropped")
+    assert len(duplicated) == 3
+    events = _events(sessions, "flow.invoice.requested")
+    assert sorted(e.payload["orderId"] for e in events) == ["o0", "o1", "o2"]
+    invoicers = _executions_of(sessions, "invoicer")
+    assert sorted(e.event_id for e in invoicers) == sorted(e.id for e in events)
+    assert {e.status for e in invoicers} == {"succeeded"}
+    for execution_id in ids:
+        _, steps = _rows(sessions, execution_id)
+        assert [(s.task_id, s.status, s.attempts) for s in steps] == [
+            ("price", "succeeded", 1),
+            ("request-invoice", "succeeded", 1),
+            ("done", "succeeded", 1),
+        ]

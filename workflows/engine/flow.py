@@ -3,7 +3,8 @@
 A ``router`` step evaluates its condition (compiled when the project loaded) on
 the step's data and goes where the value routes it. A ``sleep`` step was queued
 with ``not_before`` its duration away (as any task's ``delay``); once claimed,
-it has slept and succeeds. Such a step is still a row,
+it has slept and succeeds. A ``signal`` step emits its event
+(:mod:`workflows.engine.signals`). Such a step is still a row,
 claimed and published like any other (so redelivery, the sweep and cancel treat
 it the same way), but nothing runs outside the database: the claim, the result
 and the next step are one transaction, and a redelivered message finds the step
@@ -12,15 +13,18 @@ finished.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 
 from sqlalchemy.orm import Session
 
 from workflows.engine.attempt import Attempt
 from workflows.engine.claim import Claim
+from workflows.engine.messages import Message
 from workflows.engine.progress import Settled, settle
+from workflows.engine.signals import emit
 from workflows.expressions import ExpressionFailed, route_key
-from workflows.model import Task
+from workflows.model import Project, Task
 
 #: ``type`` of the step error when a router's value has no route and no default
 NO_ROUTE = "no_route"
@@ -28,10 +32,15 @@ NO_ROUTE = "no_route"
 EXPRESSION_ERROR = "expression_error"
 
 
-def settle_alone(session: Session, claim: Claim, *, now: datetime) -> Settled:
+def settle_alone(session: Session, project: Project, claim: Claim, *, now: datetime) -> Settled:
     """Run the claimed step of a task that uses nothing, in the caller's transaction."""
-    result = _attempt(claim)
-    return settle(
+    extra: list[Message] = []
+    if claim.task.signal is not None:
+        emitted = emit(session, project, claim, now=now)
+        result, extra = emitted.attempt, list(emitted.publish)
+    else:
+        result = _attempt(claim)
+    settled = settle(
         session,
         step=claim.step,
         attempt=claim.attempt,
@@ -41,6 +50,9 @@ def settle_alone(session: Session, claim: Claim, *, now: datetime) -> Settled:
         context=claim.context,
         now=now,
     )
+    if settled.fenced or not extra:
+        return settled
+    return dataclasses.replace(settled, publish=[*extra, *settled.publish])
 
 
 def _attempt(claim: Claim) -> Attempt:

@@ -8,7 +8,7 @@ it has committed.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from workflows.engine.attempt import Attempt
 from workflows.engine.context import build_context
-from workflows.engine.messages import MAX_COUNTDOWN, Publish, due_message, run_message
+from workflows.engine.messages import MAX_COUNTDOWN, Message, Publish, due_message, run_message
 from workflows.errors import TemplateError
 from workflows.model import ExecutionStatus, Project, StepStatus, Task, Workflow
 from workflows.store import executions as store
@@ -32,7 +32,7 @@ class Settled:
     """What recording an attempt did: the step's status now and the messages to publish."""
 
     status: StepStatus
-    publish: list[Publish]
+    publish: Sequence[Message]
     #: the write was fenced off: the step no longer ran this attempt (a stale worker)
     fenced: bool = False
     #: the attempt's error record, when it failed

@@ -1,21 +1,21 @@
 """Builds a workflow (``workflows.model.Workflow``) from one resolved YAML document.
 
 On top of the parts of :mod:`workflows.loading.parts_builder` (its own tools and
-agents), it checks the workflow's meaning: unique task ids and trigger names,
-``next`` targets, what ``$use`` points at, ``action`` against the agent, templates
-reading ``.tasks.<id>``, and which tasks no path from the first one reaches (a
-warning).
+agents) and the flow task types of :mod:`workflows.loading.flow_builder`, it checks
+the workflow's meaning: unique task ids and trigger names, ``next`` targets and a
+router's routes, what ``$use`` points at, ``action`` against the agent, templates
+and expressions reading ``.tasks.<id>``, and which tasks no path from the first one
+reaches (a warning).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
-from workflows.expressions import Expression, ExpressionError, compile_expression, task_reads
+from workflows.expressions import task_reads
+from workflows.loading.flow_builder import FlowBuilder, flow_targets
 from workflows.loading.parts_builder import (
-    PartsBuilder,
     Shared,
     as_dict,
     as_list,
@@ -26,60 +26,15 @@ from workflows.loading.parts_builder import (
 from workflows.loading.references import UnresolvedReference, locate, parse_use
 from workflows.loading.validation import check_payload_schema
 from workflows.loading.yamlsource import JsonPath, format_path
-from workflows.model import Agent, Defaults, Router, Task, Tool, Trigger, Workflow
-
-#: what an expression of a step (a router's condition) may read
-STEP_VARIABLES = ("input", "tasks", "event", "error")
-#: the shortest and the longest ``delay`` or sleep, in seconds (1 s to 30 days)
-MIN_DURATION, MAX_DURATION = 1.0, 30 * 86400.0
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+from workflows.model import Agent, Defaults, Task, Tool, Trigger, Workflow
 
 
-class WorkflowBuilder(PartsBuilder):
+class WorkflowBuilder(FlowBuilder):
     """Builds one workflow document, appending every problem to ``problems``."""
-
-    #: the expressions compiled (path, source), checked against task ids at the end
-    expression_strings: list[tuple[JsonPath, str]]
-
-    def expression(
-        self, path: JsonPath, value: Any, variables: tuple[str, ...]
-    ) -> Expression | None:
-        """A CEL expression compiled now; None (and an error at ``path``) when it does not."""
-        if not isinstance(value, str):
-            return None
-        try:
-            compiled = compile_expression(value, variables)
-        except ExpressionError as exc:
-            self.error(path, exc.message)
-            return None
-        self.expression_strings.append((path, value))
-        return compiled
-
-    def duration(self, path: JsonPath, value: Any) -> float | None:
-        """Seconds of a ``delay`` or a ``duration``: a number, or 90s, 15m, 2h, 30d."""
-        if value is None:
-            return None
-        seconds = as_num(value)
-        if isinstance(value, str) and (found := _DURATION.match(value)) is not None:
-            seconds = float(found.group(1)) * _UNITS[found.group(2)]
-        if seconds is None:
-            if isinstance(value, str):  # another type is the schema's to report
-                self.error(
-                    path,
-                    f"{value!r} is not a duration: write seconds (90) or a number and a unit "
-                    "(90s, 15m, 2h, 30d)",
-                )
-            return None
-        if not MIN_DURATION <= seconds <= MAX_DURATION:
-            self.error(path, f"{value!r} is out of range: from 1 second to 30 days")
-            return None
-        return seconds
 
     def workflow(self, data: Any, shared: Shared) -> Workflow | None:
         """The workflow of this document, or None when it cannot be built."""
         data = as_dict(data)
-        self.expression_strings = []
         triggers = self.triggers(data)
         config = as_dict(data.get("config"))
         input_schema = self.schema(("config", "input"), config.get("input"))
@@ -93,6 +48,7 @@ class WorkflowBuilder(PartsBuilder):
         if workflow_id is None or not tasks:
             return None
         self.reachability(tasks)
+        self.self_signals(tasks, triggers)
         outputs = data.get("outputs")
         return Workflow(
             id=workflow_id,
@@ -170,7 +126,7 @@ class WorkflowBuilder(PartsBuilder):
         out: list[Task] = []
         for index, raw in enumerate(raws):
             task = self.task(("tasks", index), as_dict(raw), data, shared, tools, agents, defaults)
-            for where, target in _targets(("tasks", index), as_dict(raw)):
+            for where, target in flow_targets(("tasks", index), as_dict(raw)):
                 if target not in ids:
                     known = ", ".join(ids) or "none"
                     last = where[-1]
@@ -196,6 +152,8 @@ class WorkflowBuilder(PartsBuilder):
             return self.router_task(path, raw, task_id)
         if raw.get("type") == "sleep":
             return self.sleep_task(path, raw, task_id)
+        if raw.get("type") == "signal":
+            return self.signal_task(path, raw, task_id)
         self.templates((*path, "with"), raw.get("with"))
         use = raw.get("$use")
         if use is None:
@@ -238,40 +196,6 @@ class WorkflowBuilder(PartsBuilder):
             retry=self.retry(raw.get("retry"), defaults.retry),
             timeout=defaults.timeout if timeout is None else timeout,
             delay=delay or 0.0,
-            location=self.location(path),
-        )
-
-    def router_task(self, path: JsonPath, raw: dict[str, Any], task_id: str | None) -> Task | None:
-        """A router: its condition compiled, its routes (value -> task id)."""
-        condition = self.expression((*path, "condition"), raw.get("condition"), STEP_VARIABLES)
-        delay = self.duration((*path, "delay"), raw.get("delay"))
-        routes = {k: v for k, v in as_dict(raw.get("routes")).items() if isinstance(v, str)}
-        if isinstance(raw.get("routes"), dict) and not raw["routes"]:
-            self.error((*path, "routes"), "a router needs at least one route (value: task id)")
-        if task_id is None or condition is None or not routes:
-            return None
-        return Task(
-            id=task_id,
-            uses="none",
-            type="router",
-            on_error=as_str(as_dict(raw.get("on_error")).get("next")),
-            router=Router(condition, frozen(routes), as_str(raw.get("default"))),
-            delay=delay or 0.0,
-            location=self.location(path),
-        )
-
-    def sleep_task(self, path: JsonPath, raw: dict[str, Any], task_id: str | None) -> Task | None:
-        """A sleep: its step waits ``duration`` before it may start, then succeeds at once."""
-        duration = self.duration((*path, "duration"), raw.get("duration"))
-        if task_id is None or duration is None:
-            return None
-        return Task(
-            id=task_id,
-            uses="none",
-            type="sleep",
-            on_success=as_str(as_dict(raw.get("on_success")).get("next")),
-            final=raw.get("final") is True,
-            delay=duration,
             location=self.location(path),
         )
 
@@ -336,19 +260,3 @@ class WorkflowBuilder(PartsBuilder):
                         warning=True,
                     )
                 )
-
-
-def _targets(path: JsonPath, raw: dict[str, Any]) -> list[tuple[JsonPath, str]]:
-    """Every task id a task names as where to go: ``next``s, a router's routes and default."""
-    found: list[tuple[JsonPath, str]] = []
-    for key in ("on_success", "on_error"):
-        target = as_str(as_dict(raw.get(key)).get("next"))
-        if target is not None:
-            found.append(((*path, key, "next"), target))
-    if raw.get("type") == "router":
-        for value, target in as_dict(raw.get("routes")).items():
-            if isinstance(target, str):
-                found.append(((*path, "routes", value), target))
-        if (default := as_str(raw.get("default"))) is not None:
-            found.append(((*path, "default"), default))
-    return found

@@ -231,3 +231,86 @@ def test_a_broken_sleep_or_delay_is_refused_with_file_line_and_message(
     assert len(problems) == 1, "\n".join(str(p) for p in problems)
     assert (problems[0].file, problems[0].line, problems[0].path) == ("wf.yaml", line, path)
     assert message in problems[0].message
+
+
+SIGNAL = f"""\
+id: wf
+triggers:
+  - {{type: signal, name: order.created}}
+tasks:
+  - id: tell
+    type: signal
+    signal:
+      name: invoice.requested
+      payload: {{orderId: "{{{{ .input.orderId }}}}"}}
+    on_success: {{next: after}}
+  - id: after
+    $use: {NOTIFY}
+"""
+
+
+def test_a_signal_loads_with_its_event(make_project: MakeProject) -> None:
+    project = load_project(make_project({"wf.yaml": SIGNAL}))
+
+    tell = project.workflows["wf"].task("tell")
+    assert (tell.type, tell.uses, tell.on_success) == ("signal", "none", "after")
+    assert tell.signal is not None and tell.signal.name == "invoice.requested"
+    assert dict(tell.signal.payload) == {"orderId": "{{ .input.orderId }}"}
+    assert project.warnings == ()
+
+
+def test_a_signal_that_starts_its_own_workflow_is_a_warning(make_project: MakeProject) -> None:
+    text = SIGNAL.replace("name: invoice.requested", "name: order.created")
+    (warning,) = load_project(make_project({"wf.yaml": text})).warnings
+
+    assert (warning.line, warning.path) == (8, "tasks[0].signal.name")
+    assert "signal 'order.created' starts this workflow again" in warning.message
+
+
+# fmt: off
+BROKEN_SIGNALS: list[tuple[str, str, int, str, str]] = [
+    (
+        "a name that is not an event name",
+        SIGNAL.replace("name: invoice.requested", "name: invoice requested"),
+        8, "tasks[0].signal.name",
+        "'invoice requested' must be a dotted name like order.created",
+    ),
+    (
+        "a payload template with bad syntax",
+        SIGNAL.replace("{{ .input.orderId }}", "{{ .input.orderId "),
+        9, "tasks[0].signal.payload.orderId",
+        "template error",
+    ),
+    (
+        "a payload template reading a task that does not exist",
+        SIGNAL.replace(".input.orderId", ".tasks.nope.output"),
+        9, "tasks[0].signal.payload.orderId",
+        "template reads .tasks.nope, and there is no task 'nope'",
+    ),
+    (
+        "a signal without a name",
+        SIGNAL.replace("      name: invoice.requested\n", ""),
+        7, "tasks[0].signal",
+        "missing required key 'name'",
+    ),
+    (
+        "a signal runs nothing",
+        SIGNAL.replace("    on_success:", "    with: {a: 1}\n    on_success:"),
+        10, "tasks[0].with",
+        "unknown key 'with'; expected one of: delay, final, id, on_error, on_success, signal, type",
+    ),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "message"), [pytest.param(*c[1:], id=c[0]) for c in BROKEN_SIGNALS]
+)
+def test_a_broken_signal_is_refused_with_file_line_and_message(
+    make_project: MakeProject, text: str, line: int, path: str, message: str
+) -> None:
+    problems = errors_of(make_project({"wf.yaml": text}))
+
+    assert len(problems) == 1, "\n".join(str(p) for p in problems)
+    assert (problems[0].file, problems[0].line, problems[0].path) == ("wf.yaml", line, path)
+    assert message in problems[0].message
