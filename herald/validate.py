@@ -61,6 +61,8 @@ def _workflow(workflow: Workflow) -> list[str]:
     for task in workflow.tasks:
         delay = f" after {_seconds(task.delay)}" if task.delay and task.type != "sleep" else ""
         lines.append(f"  task {task.id}: {_runs(task)}{delay}{_transitions(task)}")
+        for child in task.parallel.children if task.parallel is not None else ():
+            lines.append(f"    task {child.short_id}: {_runs(child)}")
     return lines
 
 
@@ -79,6 +81,11 @@ def _runs(task: Task) -> str:
         return f"sleep {_seconds(task.delay)}"
     if task.signal is not None:
         return f"signal {task.signal.name}"
+    if task.parallel is not None:
+        limit = task.parallel.max_workers
+        at_once = f", {limit} at once" if limit else ""
+        count = len(task.parallel.children)
+        return f"parallel {task.parallel.strategy} of {count} task(s){at_once}"
     if task.router is not None:
         return f"router on {task.router.condition.source}"
     if task.agent is not None:

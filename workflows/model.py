@@ -144,7 +144,9 @@ class Trigger:
 
 
 #: the task types: ``basic`` runs a tool or an agent; the others settle without one
-TASK_TYPES = ("basic", "router", "sleep", "signal")
+TASK_TYPES = ("basic", "router", "sleep", "signal", "parallel")
+#: how a parallel task joins its children
+STRATEGIES = ("wait_all", "fail_fast", "best_effort", "race")
 
 
 @dataclass(frozen=True)
@@ -164,6 +166,21 @@ class Signal:
 
     name: str
     payload: Mapping[str, JSON] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """A parallel task's children (tasks whose ids are ``<parent>.<child>``) and its join."""
+
+    children: tuple[Task, ...]
+    #: ``wait_all``, ``fail_fast``, ``best_effort`` or ``race``
+    strategy: str = "wait_all"
+    #: children running at once (all of them when None)
+    max_workers: int | None = None
+
+    def child(self, task_id: str) -> Task | None:
+        """The child with this (qualified) id, or None."""
+        return next((c for c in self.children if c.id == task_id), None)
 
 
 @dataclass(frozen=True)
@@ -193,7 +210,16 @@ class Task:
     router: Router | None = None
     #: a ``signal`` task's event
     signal: Signal | None = None
+    #: a ``parallel`` task's children and join
+    parallel: Parallel | None = None
+    #: for a child of a parallel task: the parent's id (its own id is ``<parent>.<child>``)
+    parent: str | None = None
     location: Location | None = None
+
+    @property
+    def short_id(self) -> str:
+        """The id as written: a child's without its parent's prefix."""
+        return self.id[len(self.parent) + 1 :] if self.parent is not None else self.id
 
     @property
     def settles_alone(self) -> bool:
@@ -238,15 +264,20 @@ class Workflow:
     location: Location | None = None
 
     def task(self, task_id: str) -> Task:
-        """The task with this id; ``KeyError`` if there is none."""
-        for task in self.tasks:
-            if task.id == task_id:
-                return task
-        raise KeyError(task_id)
+        """The task with this id (a parallel task's child too); ``KeyError`` if there is none."""
+        found = self.find_task(task_id)
+        if found is None:
+            raise KeyError(task_id)
+        return found
 
     def find_task(self, task_id: str) -> Task | None:
         """The task with this id, or None (definitions may change under a running execution)."""
-        return next((task for task in self.tasks if task.id == task_id), None)
+        for task in self.tasks:
+            if task.id == task_id:
+                return task
+            if task.parallel is not None and (child := task.parallel.child(task_id)) is not None:
+                return child
+        return None
 
     @property
     def first_task(self) -> Task:
@@ -294,6 +325,7 @@ class StepStatus(StrEnum):
 
     QUEUED = "queued"  # recorded, message published (or about to be), not started
     RUNNING = "running"  # claimed by a worker
+    WAITING = "waiting"  # a parallel step whose children run; its join finishes it
     RETRYING = "retrying"  # an attempt failed; waiting for the next one (not_before)
     SUCCEEDED = "succeeded"  # the tool or agent returned an output
     FAILED = "failed"  # attempts exhausted, or a failure that retrying cannot fix

@@ -171,7 +171,12 @@ def execution_json(execution: Execution, steps: list[Step] | None = None) -> dic
 def _task_types(workflow_id: str) -> dict[str, str]:
     """``{task id: type}`` of the workflow as loaded now (a task since removed has none)."""
     workflow = state().definitions.project.workflows.get(workflow_id)
-    return {task.id: task.type for task in workflow.tasks} if workflow is not None else {}
+    types: dict[str, str] = {}
+    for task in workflow.tasks if workflow is not None else ():
+        types[task.id] = task.type
+        for child in task.parallel.children if task.parallel is not None else ():
+            types[child.id] = child.type
+    return types
 
 
 def step_json(step: Step, task_type: str | None = None) -> dict[str, Any]:
@@ -180,6 +185,7 @@ def step_json(step: Step, task_type: str | None = None) -> dict[str, Any]:
         "id": step.id,
         "task_id": step.task_id,
         "type": task_type,
+        "parent_id": step.parent_id,
         "seq": step.seq,
         "visit": step.visit,
         "status": step.status,
@@ -214,13 +220,15 @@ def _openapi() -> dict[str, Any]:
         "properties": {
             "id": {"type": "string"},
             "task_id": {"type": "string"},
-            "type": {"enum": ["basic", "router", "sleep", "signal", None]},
+            "type": {"enum": ["basic", "router", "sleep", "signal", "parallel", None]},
+            "parent_id": {"type": ["string", "null"]},
             "seq": {"type": "integer", "minimum": 1},
             "visit": {"type": "integer", "minimum": 1},
             "status": {
                 "enum": [
                     "queued",
                     "running",
+                    "waiting",
                     "retrying",
                     "succeeded",
                     "failed",

@@ -10,8 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from tests.app.conftest import AUTH
-from tests.workers.conftest import RecordingCelery, accept
-from tests.workers.test_flow import FLOW_DIR
+from tests.workers.conftest import FLOW_DIR, RecordingCelery, accept
 from workers import tasks
 from workers.runtime import Runtime
 from workflows.loading.loader import load_project

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.workers.conftest import (
     RecordingCelery,
-    WorkerProcess,
+    WorkerStarter,
     accept,
     all_finished,
     drain,
@@ -21,31 +19,9 @@ from tests.workers.conftest import (
 )
 from workers import tasks
 from workers.runtime import Runtime
-from workflows.loading.loader import load_project
 from workflows.model import Project
 from workflows.settings import Settings
-from workflows.store import db
 from workflows.store.models import Execution, Step
-
-FLOW_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "flow"
-
-
-@pytest.fixture(scope="module")
-def flow_project() -> Project:
-    return load_project(FLOW_DIR)
-
-
-@pytest.fixture
-def frt(pg_url: str, clean_db: Engine, flow_project: Project) -> Iterator[Runtime]:
-    """A runtime on the flow project whose publishes are recorded, not sent."""
-    yield Runtime(
-        settings=Settings(project_dir=FLOW_DIR, database_url=pg_url, broker_url="memory://"),
-        project=flow_project,
-        engine=clean_db,
-        sessions=db.make_sessionmaker(clean_db),
-        celery=RecordingCelery(),  # type: ignore[arg-type]
-        hostname="test-host",
-    )
 
 
 def _run(rt: Runtime, name: str, payload: dict[str, Any]) -> str:
@@ -338,25 +314,6 @@ def test_a_duplicated_signal_message_emits_one_event(frt: Runtime) -> None:
 
 # -- real workers -------------------------------------------------------------------------
 
-WorkerStarter = Callable[..., WorkerProcess]
-
-
-@pytest.fixture
-def flow_worker(start_worker: WorkerStarter) -> WorkerStarter:
-    """``herald worker`` on the flow project."""
-
-    def start(**options: Any) -> WorkerProcess:
-        return start_worker(
-            env={"HERALD_PROJECT_DIR": str(FLOW_DIR), **options.pop("env", {})}, **options
-        )
-
-    return start
-
-
-@pytest.fixture
-def sessions(clean_db: Engine) -> sessionmaker[Session]:
-    return db.make_sessionmaker(clean_db)
-
 
 def _send(worker_env: dict[str, str], event_id: str) -> None:
     from workers.celery_app import DISPATCH_TASK, make_celery
@@ -373,7 +330,7 @@ def _send(worker_env: dict[str, str], event_id: str) -> None:
 def test_routers_with_and_without_default_on_real_workers(
     flow_worker: WorkerStarter,
     worker_env: dict[str, str],
-    sessions: sessionmaker[Session],
+    flow_sessions: sessionmaker[Session],
     flow_project: Project,
 ) -> None:
     flow_worker(concurrency=2)
@@ -385,21 +342,21 @@ def test_routers_with_and_without_default_on_real_workers(
     }
     ids: dict[str, str] = {}
     for key, (name, payload) in sent.items():
-        event_id, (ids[key],) = accept(sessions, flow_project, name, payload)
+        event_id, (ids[key],) = accept(flow_sessions, flow_project, name, payload)
         _send(worker_env, event_id)
 
-    wait_for(lambda: all_finished(sessions, list(ids.values())), what="the routed executions")
+    wait_for(lambda: all_finished(flow_sessions, list(ids.values())), what="the routed executions")
 
-    tasks_run = {key: [s.task_id for s in _rows(sessions, i)[1]] for key, i in ids.items()}
+    tasks_run = {key: [s.task_id for s in _rows(flow_sessions, i)[1]] for key, i in ids.items()}
     assert tasks_run == {
         "us": ["route", "ship-us"],
         "default": ["route", "ship-intl"],
         "no-route": ["measure", "size", "unrouted"],
         "bare": ["pick", "accepted"],
     }
-    statuses = {key: _rows(sessions, i)[0].status for key, i in ids.items()}
+    statuses = {key: _rows(flow_sessions, i)[0].status for key, i in ids.items()}
     assert statuses == dict.fromkeys(ids, "succeeded")
-    _, (route, _) = _rows(sessions, ids["default"])
+    _, (route, _) = _rows(flow_sessions, ids["default"])
     assert route.worker is not None and route.worker.startswith("test-")  # a worker settled it
 
 
@@ -407,7 +364,7 @@ def test_routers_with_and_without_default_on_real_workers(
 def test_sleeps_on_real_workers_short_by_countdown_long_released_by_the_sweep(
     flow_worker: WorkerStarter,
     worker_env: dict[str, str],
-    sessions: sessionmaker[Session],
+    flow_sessions: sessionmaker[Session],
     flow_project: Project,
 ) -> None:
     from sqlalchemy import update
@@ -415,28 +372,28 @@ def test_sleeps_on_real_workers_short_by_countdown_long_released_by_the_sweep(
     from workflows.store.models import utcnow
 
     flow_worker(concurrency=2)
-    nap_event, (nap_id,) = accept(sessions, flow_project, "flow.nap", {})
-    week_event, (week_id,) = accept(sessions, flow_project, "flow.long-sleep", {})
+    nap_event, (nap_id,) = accept(flow_sessions, flow_project, "flow.nap", {})
+    week_event, (week_id,) = accept(flow_sessions, flow_project, "flow.long-sleep", {})
     _send(worker_env, nap_event)
     _send(worker_env, week_event)
 
-    wait_for(lambda: all_finished(sessions, [nap_id]), what="the 2 s nap")
-    _, (before, nap, after) = _rows(sessions, nap_id)
+    wait_for(lambda: all_finished(flow_sessions, [nap_id]), what="the 2 s nap")
+    _, (before, nap, after) = _rows(flow_sessions, nap_id)
     assert nap.status == "succeeded" and before.finished_at and nap.started_at
     assert (nap.started_at - before.finished_at).total_seconds() >= 1.0  # 2 s, 1 s of skew allowed
     assert after.status == "succeeded"
 
-    sleeping = wait_for(lambda: _rows(sessions, week_id)[1], what="the week-long sleep's step")
+    sleeping = wait_for(lambda: _rows(flow_sessions, week_id)[1], what="the week-long sleep's step")
     assert (sleeping[0].status, sleeping[0].publish_count) == ("queued", 0)
     # a week passes: the step is due now; the worker's own sweep releases it
-    with sessions.begin() as session:
+    with flow_sessions.begin() as session:
         session.execute(
             update(Step)
             .where(Step.id == sleeping[0].id)
             .values(not_before=utcnow(), queued_at=utcnow())
         )
-    wait_for(lambda: all_finished(sessions, [week_id]), what="the released sleep")
-    execution, (week, wake) = _rows(sessions, week_id)
+    wait_for(lambda: all_finished(flow_sessions, [week_id]), what="the released sleep")
+    execution, (week, wake) = _rows(flow_sessions, week_id)
     assert (week.status, wake.status, execution.status) == ("succeeded", "succeeded", "succeeded")
     assert week.publish_count == 1  # released once, by the sweep
 
@@ -445,7 +402,7 @@ def test_sleeps_on_real_workers_short_by_countdown_long_released_by_the_sweep(
 def test_a_signal_starts_another_workflow_exactly_once_under_duplicated_messages(
     flow_worker: WorkerStarter,
     worker_env: dict[str, str],
-    sessions: sessionmaker[Session],
+    flow_sessions: sessionmaker[Session],
     flow_project: Project,
 ) -> None:
     import threading
@@ -461,7 +418,7 @@ def test_a_signal_starts_another_workflow_exactly_once_under_duplicated_messages
         )
     )
     accepted = [
-        accept(sessions, flow_project, "flow.order", {"orderId": f"o{i}", "total": i})
+        accept(flow_sessions, flow_project, "flow.order", {"orderId": f"o{i}", "total": i})
         for i in range(3)
     ]
     ids = [execution_ids[0] for _, execution_ids in accepted]
@@ -470,7 +427,7 @@ def test_a_signal_starts_another_workflow_exactly_once_under_duplicated_messages
     duplicated: set[str] = set()
 
     def duplicate_signal_steps() -> bool:
-        with sessions() as session:
+        with flow_sessions() as session:
             rows = session.scalars(
                 select(Step.id).where(Step.execution_id.in_(ids), Step.task_id == "request-invoice")
             ).all()
@@ -487,8 +444,8 @@ def test_a_signal_starts_another_workflow_exactly_once_under_duplicated_messages
                     thread.start()
                 for thread in threads:
                     thread.join()
-        invoicers = _executions_of(sessions, "invoicer")
-        return all_finished(sessions, ids + [e.id for e in invoicers]) and len(invoicers) >= 3
+        invoicers = _executions_of(flow_sessions, "invoicer")
+        return all_finished(flow_sessions, ids + [e.id for e in invoicers]) and len(invoicers) >= 3
 
     wait_for(duplicate_signal_steps, timeout=40, what="the orders and their invoices")
 
@@ -500,13 +457,13 @@ def test_a_signal_starts_another_workflow_exactly_once_under_duplicated_messages
 
     wait_for(lambda: dropped() == 6, what="the duplicated deliveries to be dropped")
     assert len(duplicated) == 3
-    events = _events(sessions, "flow.invoice.requested")
+    events = _events(flow_sessions, "flow.invoice.requested")
     assert sorted(e.payload["orderId"] for e in events) == ["o0", "o1", "o2"]
-    invoicers = _executions_of(sessions, "invoicer")
+    invoicers = _executions_of(flow_sessions, "invoicer")
     assert sorted(e.event_id for e in invoicers) == sorted(e.id for e in events)
     assert {e.status for e in invoicers} == {"succeeded"}
     for execution_id in ids:
-        _, steps = _rows(sessions, execution_id)
+        _, steps = _rows(flow_sessions, execution_id)
         assert [(s.task_id, s.status, s.attempts) for s in steps] == [
             ("price", "succeeded", 1),
             ("request-invoice", "succeeded", 1),

@@ -4,7 +4,8 @@ A ``router`` step evaluates its condition (compiled when the project loaded) on
 the step's data and goes where the value routes it. A ``sleep`` step was queued
 with ``not_before`` its duration away (as any task's ``delay``); once claimed,
 it has slept and succeeds. A ``signal`` step emits its event
-(:mod:`workflows.engine.signals`). Such a step is still a row,
+(:mod:`workflows.engine.signals`); a ``parallel`` step starts its children
+(:mod:`workflows.engine.parallel`). Such a step is still a row,
 claimed and published like any other (so redelivery, the sweep and cancel treat
 it the same way), but nothing runs outside the database: the claim, the result
 and the next step are one transaction, and a redelivered message finds the step
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 from workflows.engine.attempt import Attempt
 from workflows.engine.claim import Claim
 from workflows.engine.messages import Message
+from workflows.engine.parallel import start
 from workflows.engine.progress import Settled, settle
 from workflows.engine.signals import emit
 from workflows.expressions import ExpressionFailed, route_key
@@ -35,6 +37,8 @@ EXPRESSION_ERROR = "expression_error"
 def settle_alone(session: Session, project: Project, claim: Claim, *, now: datetime) -> Settled:
     """Run the claimed step of a task that uses nothing, in the caller's transaction."""
     extra: list[Message] = []
+    if claim.task.parallel is not None:
+        return start(session, claim, now=now)
     if claim.task.signal is not None:
         emitted = emit(session, project, claim, now=now)
         result, extra = emitted.attempt, list(emitted.publish)

@@ -92,7 +92,9 @@ def settle(
         "status": status.value,
         "error": result.error,
     }
-    publish = advance(session, execution, workflow, task, result, context, now=now)
+    publish = advance(
+        session, execution, workflow, task, result, context, now=now, parent_id=step.parent_id
+    )
     return Settled(status, publish, error=result.error)
 
 
@@ -105,12 +107,23 @@ def advance(
     context: dict[str, Any],
     *,
     now: datetime,
-) -> list[Publish]:
-    """Apply the transition after ``task``'s step finished: queue the next step or finish."""
+    parent_id: str | None = None,
+) -> list[Message]:
+    """Apply the transition after ``task``'s step finished: queue the next step or finish.
+
+    A parallel step's child (``parent_id``) goes to its parent's join instead.
+    """
+    if parent_id is not None:
+        from workflows.engine.parallel import join
+
+        return join(session, execution, workflow, parent_id, now=now)
     decision = decide(workflow, task, result.outcome, execution.step_count)
     if decision.next_task is not None:
         next_task = workflow.task(decision.next_task)
-        return queue_visit(session, execution, next_task, now=now, cause=_plain(decision.cause))
+        queued: list[Message] = [
+            *queue_visit(session, execution, next_task, now=now, cause=_plain(decision.cause))
+        ]
+        return queued
     status = ExecutionStatus(decision.status)
     output: Any = result.output if result.ok else None
     error = _plain(decision.error)
@@ -131,6 +144,7 @@ def queue_visit(
     *,
     now: datetime,
     cause: dict[str, Any] | None = None,
+    parent_id: str | None = None,
 ) -> list[Publish]:
     """Queue the next visit of ``task`` (waiting its ``delay``, if any); its run message.
 
@@ -146,6 +160,7 @@ def queue_visit(
         cause=cause,
         not_before=not_before,
         published=task.delay <= MAX_COUNTDOWN,
+        parent_id=parent_id,
     )
     if created is None:
         return []
@@ -160,7 +175,7 @@ def give_up(
     message: str,
     *,
     now: datetime,
-) -> list[Publish]:
+) -> list[Message]:
     """Fail a step whose workers keep dying, following its task's on_error.
 
     The caller holds the execution's lock.
@@ -185,7 +200,9 @@ def give_up(
         "status": StepStatus.FAILED.value,
         "error": result.error,
     }
-    return advance(session, execution, workflow, task, result, context, now=now)
+    return advance(
+        session, execution, workflow, task, result, context, now=now, parent_id=step.parent_id
+    )
 
 
 def lost_too_often(step: Step, cap: int) -> str:

@@ -10,6 +10,7 @@ reaches (a warning).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from workflows.loading.flow_builder import FlowBuilder, flow_targets
 from workflows.loading.parts_builder import (
     Shared,
     as_dict,
+    as_int,
     as_list,
     as_num,
     as_str,
@@ -26,7 +28,7 @@ from workflows.loading.parts_builder import (
 from workflows.loading.references import UnresolvedReference, locate, parse_use
 from workflows.loading.validation import check_payload_schema
 from workflows.loading.yamlsource import JsonPath, format_path
-from workflows.model import Agent, Defaults, Task, Tool, Trigger, Workflow
+from workflows.model import Agent, Defaults, Parallel, Task, Tool, Trigger, Workflow
 
 
 class WorkflowBuilder(FlowBuilder):
@@ -148,6 +150,8 @@ class WorkflowBuilder(FlowBuilder):
     ) -> Task | None:
         """One task; None when something it needs is missing (already reported)."""
         task_id = as_str(raw.get("id"))
+        if raw.get("type") == "parallel":
+            return self.parallel_task(path, raw, data, shared, tools, agents, defaults)
         if raw.get("type") == "router":
             return self.router_task(path, raw, task_id)
         if raw.get("type") == "sleep":
@@ -196,6 +200,54 @@ class WorkflowBuilder(FlowBuilder):
             retry=self.retry(raw.get("retry"), defaults.retry),
             timeout=defaults.timeout if timeout is None else timeout,
             delay=delay or 0.0,
+            location=self.location(path),
+        )
+
+    def parallel_task(
+        self,
+        path: JsonPath,
+        raw: dict[str, Any],
+        data: dict[str, Any],
+        shared: Shared,
+        tools: dict[str, Tool],
+        agents: dict[str, Agent],
+        defaults: Defaults,
+    ) -> Task | None:
+        """A parallel task: its children (ids ``<parent>.<child>``), strategy and max_workers."""
+        task_id = as_str(raw.get("id"))
+        top = {as_str(as_dict(t).get("id")) for t in as_list(data.get("tasks"))}
+        children: list[Task] = []
+        raws = as_list(raw.get("tasks"))
+        for index, child_raw in enumerate(raws):
+            where: JsonPath = (*path, "tasks", index)
+            child = self.task(where, as_dict(child_raw), data, shared, tools, agents, defaults)
+            if child is None or task_id is None:
+                continue
+            if any(c.short_id == child.id for c in children):
+                self.error((*where, "id"), f"duplicate task id {child.id!r} in {task_id!r}")
+                continue
+            qualified = f"{task_id}.{child.id}"
+            if qualified in top:
+                self.error(
+                    (*where, "id"),
+                    f"{task_id!r}'s task {child.id!r} is {qualified!r}, the id of another task",
+                )
+                continue
+            children.append(dataclasses.replace(child, id=qualified, parent=task_id))
+        max_workers = as_int(raw.get("max_workers"))
+        if task_id is None or not children or len(children) != len(raws):
+            return None
+        return Task(
+            id=task_id,
+            uses="none",
+            type="parallel",
+            on_success=as_str(as_dict(raw.get("on_success")).get("next")),
+            on_error=as_str(as_dict(raw.get("on_error")).get("next")),
+            final=raw.get("final") is True,
+            delay=self.duration((*path, "delay"), raw.get("delay")) or 0.0,
+            parallel=Parallel(
+                tuple(children), as_str(raw.get("strategy")) or "wait_all", max_workers
+            ),
             location=self.location(path),
         )
 

@@ -80,6 +80,7 @@ def queue_step(
     cause: Any = None,
     not_before: datetime | None = None,
     published: bool = True,
+    parent_id: str | None = None,
 ) -> str | None:
     """Queue the next visit of ``task_id`` as the execution's next step; its id, or None.
 
@@ -102,6 +103,7 @@ def queue_step(
         "p_now": now if not_before is None else not_before,
         "p_not_before": not_before,
         "p_publish_count": 1 if published else 0,
+        "p_parent": parent_id,
     }
     dialect = session.get_bind().dialect.name
     row = session.connection().execute(_queue_step_statement(dialect), params).first()
@@ -144,6 +146,7 @@ def _queue_step_statement(dialect: str) -> Any:
             queued_at=bindparam("p_now", type_=table.c.queued_at.type),
             not_before=bindparam("p_not_before", type_=table.c.not_before.type),
             publish_count=bindparam("p_publish_count", type_=table.c.publish_count.type),
+            parent_id=bindparam("p_parent", type_=table.c.parent_id.type),
         )
         .returning(table.c.id)
     )
@@ -282,10 +285,52 @@ def steps_of(session: Session, execution_id: str) -> list[Step]:
 
 
 def cancel_unfinished_steps(session: Session, execution_id: str, *, now: datetime) -> int:
-    """Cancel the execution's queued and retrying steps; running ones finish on their own."""
+    """Cancel the execution's queued, retrying and waiting steps; running ones finish on their own.
+
+    A waiting step is a parallel step whose children run: cancelled with them.
+    """
     result = session.execute(
         update(Step)
-        .where(Step.execution_id == execution_id, Step.status.in_(CLAIMABLE))
+        .where(
+            Step.execution_id == execution_id,
+            Step.status.in_((*CLAIMABLE, StepStatus.WAITING.value)),
+        )
+        .values(status=StepStatus.CANCELLED.value, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def lock_step(session: Session, step_id: str) -> Step | None:
+    """The step as the database has it now, locked until the transaction ends (PostgreSQL).
+
+    The caller holds its execution's lock already (lock order: execution before step).
+    """
+    return session.scalars(
+        select(Step)
+        .where(Step.id == step_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def children_of(session: Session, parent_id: str) -> list[Step]:
+    """The child steps of a parallel step, as the database has them now, in order."""
+    return list(
+        session.scalars(
+            select(Step)
+            .where(Step.parent_id == parent_id)
+            .order_by(Step.seq)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def cancel_children(session: Session, parent_id: str, *, now: datetime) -> int:
+    """Cancel a parallel step's children that have not started; running ones finish alone."""
+    result = session.execute(
+        update(Step)
+        .where(Step.parent_id == parent_id, Step.status.in_(CLAIMABLE))
         .values(status=StepStatus.CANCELLED.value, finished_at=now)
         .execution_options(synchronize_session=False)
     )

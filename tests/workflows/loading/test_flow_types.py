@@ -314,3 +314,108 @@ def test_a_broken_signal_is_refused_with_file_line_and_message(
     assert len(problems) == 1, "\n".join(str(p) for p in problems)
     assert (problems[0].file, problems[0].line, problems[0].path) == ("wf.yaml", line, path)
     assert message in problems[0].message
+
+
+PARALLEL = f"""\
+id: wf
+tasks:
+  - id: fan
+    type: parallel
+    strategy: fail_fast
+    max_workers: 2
+    tasks:
+      - id: email
+        $use: {NOTIFY}
+        with: {{to: "{{{{ .input.email }}}}"}}
+      - id: sms
+        $use: {NOTIFY}
+        retry: {{attempts: 3}}
+    on_success: {{next: after}}
+  - id: after
+    $use: {NOTIFY}
+    with: {{sent: "{{{{ .tasks.fan.output.email }}}}"}}
+"""
+
+
+def test_a_parallel_task_loads_with_its_children(make_project: MakeProject) -> None:
+    workflow = load_project(make_project({"wf.yaml": PARALLEL})).workflows["wf"]
+
+    fan = workflow.task("fan")
+    assert fan.parallel is not None
+    assert (fan.type, fan.uses, fan.parallel.strategy, fan.parallel.max_workers) == (
+        "parallel",
+        "none",
+        "fail_fast",
+        2,
+    )
+    email, sms = fan.parallel.children
+    assert (email.id, email.short_id, email.parent, email.uses) == (
+        "fan.email",
+        "email",
+        "fan",
+        "tool",
+    )
+    assert sms.retry.attempts == 3
+    assert workflow.task("fan.sms") is sms  # a child is found by its id, as a step names it
+
+
+# fmt: off
+BROKEN_PARALLELS: list[tuple[str, str, int, str, str]] = [
+    (
+        "an unknown strategy",
+        PARALLEL.replace("strategy: fail_fast", "strategy: first"),
+        5, "tasks[0].strategy",
+        "unsupported task strategy 'first' (supported: wait_all, fail_fast, best_effort, race)",
+    ),
+    (
+        "no children",
+        "id: wf\ntasks:\n  - id: fan\n    type: parallel\n    tasks: []\n",
+        5, "tasks[0].tasks",
+        "must list at least one task",
+    ),
+    (
+        "a child with a next of its own",
+        PARALLEL.replace("retry: {attempts: 3}", "on_success: {next: after}"),
+        13, "tasks[0].tasks[1].on_success",
+        "unknown key 'on_success'; expected one of: $use, action, id, retry, timeout, type, with",
+    ),
+    (
+        "two children with one id",
+        PARALLEL.replace("id: sms", "id: email"),
+        11, "tasks[0].tasks[1].id",
+        "duplicate task id 'email' in 'fan'",
+    ),
+    (
+        "a child whose id is another task's",
+        PARALLEL.replace("  - id: after", f"  - id: fan.sms\n    $use: {NOTIFY}\n  - id: after"),
+        11, "tasks[0].tasks[1].id",
+        "'fan''s task 'sms' is 'fan.sms', the id of another task",
+    ),
+    (
+        "a child with nothing to run",
+        PARALLEL.replace(f"        $use: {NOTIFY}\n        retry", "        retry"),
+        11, "tasks[0].tasks[1]",
+        "task 'sms' has nothing to run",
+    ),
+    (
+        "max_workers of zero",
+        PARALLEL.replace("max_workers: 2", "max_workers: 0"),
+        6, "tasks[0].max_workers",
+        "0 is less than the minimum of 1",
+    ),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "message"),
+    [pytest.param(*c[1:], id=c[0]) for c in BROKEN_PARALLELS],
+)
+def test_a_broken_parallel_task_is_refused_with_file_line_and_message(
+    make_project: MakeProject, text: str, line: int, path: str, message: str
+) -> None:
+    problems = errors_of(make_project({"wf.yaml": text}))
+
+    assert len(problems) == 1, "\n".join(str(p) for p in problems)
+    assert (problems[0].file, problems[0].line, problems[0].path) == ("wf.yaml", line, path)
+    assert message in problems[0].message

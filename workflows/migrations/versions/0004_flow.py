@@ -1,0 +1,28 @@
+"""steps.parent_id: the children of a parallel step
+
+Revision ID: 0004
+Revises: 0002 (the lead renumbers: it follows 0003 once merged)
+Create Date: 2026-12-03 09:10:00
+"""
+
+from alembic import op
+import sqlalchemy as sa
+
+revision = '0004'
+down_revision = '0002'
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('steps') as batch:
+        batch.add_column(sa.Column('parent_id', sa.String(length=40), nullable=True))
+        batch.create_foreign_key('fk_steps_parent_id', 'steps', ['parent_id'], ['id'])
+        batch.create_index('ix_steps_parent_id', ['parent_id'])
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('steps') as batch:
+        batch.drop_index('ix_steps_parent_id')
+        batch.drop_constraint('fk_steps_parent_id', type_='foreignkey')
+        batch.drop_column('parent_id')
