@@ -63,6 +63,8 @@ def _workflow(workflow: Workflow) -> list[str]:
         lines.append(f"  task {task.id}: {_runs(task)}{delay}{_transitions(task)}")
         for child in task.parallel.children if task.parallel is not None else ():
             lines.append(f"    task {child.short_id}: {_runs(child)}")
+        if task.collection is not None:
+            lines.append(f"    per {task.collection.item_var}: {_runs(task.collection.task)}")
     return lines
 
 
@@ -81,6 +83,12 @@ def _runs(task: Task) -> str:
         return f"sleep {_seconds(task.delay)}"
     if task.signal is not None:
         return f"signal {task.signal.name}"
+    if task.collection is not None:
+        found = task.collection
+        items = found.items if isinstance(found.items, str) else found.items.source
+        kept = f" if {found.filter.source}" if found.filter is not None else ""
+        at_once = f", {found.max_workers} at once" if found.max_workers else ""
+        return f"collection over {items}{kept} ({found.mode}{at_once})"
     if task.parallel is not None:
         limit = task.parallel.max_workers
         at_once = f", {limit} at once" if limit else ""

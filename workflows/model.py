@@ -144,7 +144,7 @@ class Trigger:
 
 
 #: the task types: ``basic`` runs a tool or an agent; the others settle without one
-TASK_TYPES = ("basic", "router", "sleep", "signal", "parallel")
+TASK_TYPES = ("basic", "router", "sleep", "signal", "parallel", "collection")
 #: how a parallel task joins its children
 STRATEGIES = ("wait_all", "fail_fast", "best_effort", "race")
 
@@ -184,6 +184,31 @@ class Parallel:
 
 
 @dataclass(frozen=True)
+class Collection:
+    """A collection task: ``task`` runs once per item of ``items``, as a child step.
+
+    Each item's step has the task id ``<parent>[<index>]``; ``task.id`` is ``<parent>[]``.
+    """
+
+    task: Task
+    #: a CEL expression, or a template string, giving the list
+    items: Expression | str
+    item_var: str = "item"
+    index_var: str = "index"
+    #: ``parallel`` (at most ``max_workers`` at once) or ``sequential`` (one at a time)
+    mode: str = "parallel"
+    max_workers: int | None = None
+    #: the items kept: those for which it is true (all when None)
+    filter: Expression | None = None
+
+    def limit(self, items: int) -> int:
+        """How many items' steps may be unfinished at once."""
+        if self.mode == "sequential":
+            return 1
+        return min(self.max_workers or items, items) or 1
+
+
+@dataclass(frozen=True)
 class Task:
     """One step of a workflow."""
 
@@ -212,6 +237,8 @@ class Task:
     signal: Signal | None = None
     #: a ``parallel`` task's children and join
     parallel: Parallel | None = None
+    #: a ``collection`` task's items and the task run per item
+    collection: Collection | None = None
     #: for a child of a parallel task: the parent's id (its own id is ``<parent>.<child>``)
     parent: str | None = None
     location: Location | None = None
@@ -271,13 +298,27 @@ class Workflow:
         return found
 
     def find_task(self, task_id: str) -> Task | None:
-        """The task with this id, or None (definitions may change under a running execution)."""
+        """The task with this id, or None (definitions may change under a running execution).
+
+        A parallel task's child is found by its id (``<parent>.<child>``); a collection's
+        item step (``<parent>[<index>]``) finds the task the collection runs per item.
+        """
+        item_of = (
+            task_id[: task_id.rindex("[")] if task_id.endswith("]") and "[" in task_id else None
+        )
         for task in self.tasks:
             if task.id == task_id:
                 return task
             if task.parallel is not None and (child := task.parallel.child(task_id)) is not None:
                 return child
+            if task.collection is not None and task.id == item_of:
+                return task.collection.task
         return None
+
+    @property
+    def fans_out(self) -> bool:
+        """Some task has children (parallel, collection): they do not count as steps taken."""
+        return any(t.parallel is not None or t.collection is not None for t in self.tasks)
 
     @property
     def first_task(self) -> Task:

@@ -164,7 +164,7 @@ def execution_json(execution: Execution, steps: list[Step] | None = None) -> dic
     }
     if steps is not None:
         types = _task_types(execution.workflow_id)
-        shown["steps"] = [step_json(step, types.get(step.task_id)) for step in steps]
+        shown["steps"] = [step_json(step, _type_of(types, step.task_id)) for step in steps]
     return shown
 
 
@@ -176,7 +176,16 @@ def _task_types(workflow_id: str) -> dict[str, str]:
         types[task.id] = task.type
         for child in task.parallel.children if task.parallel is not None else ():
             types[child.id] = child.type
+        if task.collection is not None:
+            types[task.collection.task.id] = task.collection.task.type
     return types
+
+
+def _type_of(types: dict[str, str], task_id: str) -> str | None:
+    """A step's task type; a collection's item step (``x[3]``) has the type of ``x[]``."""
+    if task_id.endswith("]") and "[" in task_id:
+        return types.get(task_id[: task_id.rindex("[")] + "[]")
+    return types.get(task_id)
 
 
 def step_json(step: Step, task_type: str | None = None) -> dict[str, Any]:
@@ -186,6 +195,8 @@ def step_json(step: Step, task_type: str | None = None) -> dict[str, Any]:
         "task_id": step.task_id,
         "type": task_type,
         "parent_id": step.parent_id,
+        "item_index": step.item_index,
+        "item": step.item,
         "seq": step.seq,
         "visit": step.visit,
         "status": step.status,
@@ -220,8 +231,12 @@ def _openapi() -> dict[str, Any]:
         "properties": {
             "id": {"type": "string"},
             "task_id": {"type": "string"},
-            "type": {"enum": ["basic", "router", "sleep", "signal", "parallel", None]},
+            "type": {
+                "enum": ["basic", "router", "sleep", "signal", "parallel", "collection", None]
+            },
             "parent_id": {"type": ["string", "null"]},
+            "item_index": {"type": ["integer", "null"]},
+            "item": {},
             "seq": {"type": "integer", "minimum": 1},
             "visit": {"type": "integer", "minimum": 1},
             "status": {

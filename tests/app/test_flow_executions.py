@@ -83,3 +83,24 @@ def test_router_signal_and_sleep_steps_are_shown_with_their_type(
     (sleeping,) = _steps(client, _run(flow_rt, "flow.long-sleep", {}))
     assert (sleeping["type"], sleeping["status"], sleeping["attempts"]) == ("sleep", "queued", 0)
     assert sleeping["not_before"] is not None and sleeping["not_before"].endswith("Z")
+
+
+def test_a_collection_s_items_are_shown_as_its_children(flow_app: Flask, flow_rt: Runtime) -> None:
+    client = flow_app.test_client()
+    payload = {
+        "items": [{"sku": "a", "qty": 1, "fail": False}, {"sku": "b", "qty": 2, "fail": True}]
+    }
+
+    reserve, first, second, handle = _steps(client, _run(flow_rt, "flow.collect", payload))
+
+    assert (reserve["type"], reserve["status"]) == ("collection", "failed")
+    assert reserve["error"]["type"] == "collection_failed"
+    assert [
+        (s["task_id"], s["type"], s["parent_id"], s["item_index"]) for s in (first, second)
+    ] == [
+        ("reserve[0]", "basic", reserve["id"], 0),
+        ("reserve[1]", "basic", reserve["id"], 1),
+    ]
+    assert second["item"] == {"sku": "b", "qty": 2, "fail": True}
+    assert (second["status"], second["attempts"]) == ("failed", 1)
+    assert handle["task_id"] == "handle" and handle["parent_id"] is None

@@ -70,13 +70,21 @@ def join(
     if parent is None or parent.status != StepStatus.WAITING.value:
         return []  # decided already (a race won, a failure under fail_fast) or cancelled
     task = workflow.find_task(parent.task_id)
-    if task is None or task.parallel is None:
+    if task is not None and task.collection is not None:
+        from workflows.engine import collection
+
+        decided = collection.join(session, execution, parent, task, now=now)
+        if isinstance(decided, list):
+            return decided
+        verdict: Attempt | None = decided
+    elif task is not None and task.parallel is not None:
+        children = step_store.children_of(session, parent.id)
+        verdict = _verdict(task, task.parallel, children)
+        if verdict is None:
+            return list(_queue_more(session, execution, parent, task.parallel, children, now))
+    else:
         return []  # the definitions changed under it; the claim of the next step will tell
-    parallel = task.parallel
-    children = step_store.children_of(session, parent.id)
-    verdict = _verdict(task, parallel, children)
-    if verdict is None:
-        return list(_queue_more(session, execution, parent, parallel, children, now))
+    assert verdict is not None
     values: dict[str, Any] = {"status": verdict.failure_status.value, "finished_at": now}
     if verdict.ok:
         values["status"] = StepStatus.SUCCEEDED.value

@@ -117,7 +117,10 @@ def advance(
         from workflows.engine.parallel import join
 
         return join(session, execution, workflow, parent_id, now=now)
-    decision = decide(workflow, task, result.outcome, execution.step_count)
+    taken = execution.step_count
+    if workflow.fans_out:  # children are bounded by their definition: max_steps bounds the rest
+        taken = step_store.top_level_count(session, execution.id)
+    decision = decide(workflow, task, result.outcome, taken)
     if decision.next_task is not None:
         next_task = workflow.task(decision.next_task)
         queued: list[Message] = [

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from workflows.expressions import task_reads
-from workflows.loading.flow_builder import FlowBuilder, flow_targets
+from workflows.loading.flow_builder import STEP_VARIABLES, FlowBuilder, flow_targets
 from workflows.loading.parts_builder import (
     Shared,
     as_dict,
@@ -28,7 +28,7 @@ from workflows.loading.parts_builder import (
 from workflows.loading.references import UnresolvedReference, locate, parse_use
 from workflows.loading.validation import check_payload_schema
 from workflows.loading.yamlsource import JsonPath, format_path
-from workflows.model import Agent, Defaults, Parallel, Task, Tool, Trigger, Workflow
+from workflows.model import Agent, Collection, Defaults, Parallel, Task, Tool, Trigger, Workflow
 
 
 class WorkflowBuilder(FlowBuilder):
@@ -152,6 +152,8 @@ class WorkflowBuilder(FlowBuilder):
         task_id = as_str(raw.get("id"))
         if raw.get("type") == "parallel":
             return self.parallel_task(path, raw, data, shared, tools, agents, defaults)
+        if raw.get("type") == "collection":
+            return self.collection_task(path, raw, data, shared, tools, agents, defaults)
         if raw.get("type") == "router":
             return self.router_task(path, raw, task_id)
         if raw.get("type") == "sleep":
@@ -247,6 +249,59 @@ class WorkflowBuilder(FlowBuilder):
             delay=self.duration((*path, "delay"), raw.get("delay")) or 0.0,
             parallel=Parallel(
                 tuple(children), as_str(raw.get("strategy")) or "wait_all", max_workers
+            ),
+            location=self.location(path),
+        )
+
+    def collection_task(
+        self,
+        path: JsonPath,
+        raw: dict[str, Any],
+        data: dict[str, Any],
+        shared: Shared,
+        tools: dict[str, Tool],
+        agents: dict[str, Agent],
+        defaults: Defaults,
+    ) -> Task | None:
+        """A collection: its items (template or expression), filter, and the task per item."""
+        task_id = as_str(raw.get("id"))
+        item_var = as_str(raw.get("item_var")) or "item"
+        index_var = as_str(raw.get("index_var")) or "index"
+        if item_var == index_var:
+            self.error((*path, "index_var"), f"index_var and item_var are both {item_var!r}")
+        text = as_str(raw.get("items"))
+        items: Any = None
+        if text is not None and "{{" in text:
+            self.templates((*path, "items"), text)
+            items = text
+        elif text is not None:
+            items = self.expression((*path, "items"), text, STEP_VARIABLES)
+        per_item = (*STEP_VARIABLES, item_var, index_var)
+        filter_ = self.expression((*path, "filter"), raw.get("filter"), per_item)
+        task_raw = {"id": "item", **as_dict(raw.get("task"))}
+        child = self.task((*path, "task"), task_raw, data, shared, tools, agents, defaults)
+        delay = self.duration((*path, "delay"), raw.get("delay"))
+        if task_id is None or child is None or items is None:
+            return None
+        if raw.get("filter") is not None and filter_ is None:
+            return None
+        per_item_task = dataclasses.replace(child, id=f"{task_id}[]", parent=task_id)
+        return Task(
+            id=task_id,
+            uses="none",
+            type="collection",
+            on_success=as_str(as_dict(raw.get("on_success")).get("next")),
+            on_error=as_str(as_dict(raw.get("on_error")).get("next")),
+            final=raw.get("final") is True,
+            delay=delay or 0.0,
+            collection=Collection(
+                task=per_item_task,
+                items=items,
+                item_var=item_var,
+                index_var=index_var,
+                mode=as_str(raw.get("mode")) or "parallel",
+                max_workers=as_int(raw.get("max_workers")),
+                filter=filter_,
             ),
             location=self.location(path),
         )

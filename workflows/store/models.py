@@ -158,6 +158,9 @@ class Step(Base):
     parent_id: Mapped[str | None] = mapped_column(
         ForeignKey("steps.id", name="fk_steps_parent_id"), index=True
     )
+    #: for a collection's child: its item, and the item's position in the collection's list
+    item: Mapped[Any | None]
+    item_index: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         UniqueConstraint("execution_id", "task_id", "visit", name="uq_steps_visit"),

@@ -81,6 +81,8 @@ def queue_step(
     not_before: datetime | None = None,
     published: bool = True,
     parent_id: str | None = None,
+    item: Any = None,
+    item_index: int | None = None,
 ) -> str | None:
     """Queue the next visit of ``task_id`` as the execution's next step; its id, or None.
 
@@ -104,6 +106,8 @@ def queue_step(
         "p_not_before": not_before,
         "p_publish_count": 1 if published else 0,
         "p_parent": parent_id,
+        "p_item": item,
+        "p_item_index": item_index,
     }
     dialect = session.get_bind().dialect.name
     row = session.connection().execute(_queue_step_statement(dialect), params).first()
@@ -147,6 +151,8 @@ def _queue_step_statement(dialect: str) -> Any:
             not_before=bindparam("p_not_before", type_=table.c.not_before.type),
             publish_count=bindparam("p_publish_count", type_=table.c.publish_count.type),
             parent_id=bindparam("p_parent", type_=table.c.parent_id.type),
+            item=bindparam("p_item", type_=table.c.item.type),
+            item_index=bindparam("p_item_index", type_=table.c.item_index.type),
         )
         .returning(table.c.id)
     )
@@ -335,3 +341,33 @@ def cancel_children(session: Session, parent_id: str, *, now: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def child_counts(session: Session, parent_id: str) -> dict[str, int]:
+    """``{status: count}`` of a step's children (one aggregate, not the rows)."""
+    rows = session.execute(
+        select(Step.status, func.count()).where(Step.parent_id == parent_id).group_by(Step.status)
+    )
+    return {status: int(count) for status, count in rows}
+
+
+def item_results(session: Session, parent_id: str) -> list[tuple[int, str, Any, Any]]:
+    """``(item_index, status, output, error)`` of a collection's item steps, in item order."""
+    rows = session.execute(
+        select(Step.item_index, Step.status, Step.output, Step.error)
+        .where(Step.parent_id == parent_id)
+        .order_by(Step.item_index)
+    )
+    return [(int(i or 0), status, output, error) for i, status, output, error in rows]
+
+
+def top_level_count(session: Session, execution_id: str) -> int:
+    """The execution's steps that are no step's children (what ``max_steps`` bounds)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Step)
+            .where(Step.execution_id == execution_id, Step.parent_id.is_(None))
+        )
+        or 0
+    )

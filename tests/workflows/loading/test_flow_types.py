@@ -419,3 +419,119 @@ def test_a_broken_parallel_task_is_refused_with_file_line_and_message(
     assert len(problems) == 1, "\n".join(str(p) for p in problems)
     assert (problems[0].file, problems[0].line, problems[0].path) == ("wf.yaml", line, path)
     assert message in problems[0].message
+
+
+COLLECTION = f"""\
+id: wf
+tasks:
+  - id: reserve
+    type: collection
+    items: "{{{{ .input.items }}}}"
+    filter: item.qty > 0 && index < 100
+    mode: parallel
+    max_workers: 10
+    task:
+      $use: {NOTIFY}
+      with: {{sku: "{{{{ .item.sku }}}}"}}
+    on_success: {{next: after}}
+  - id: after
+    $use: {NOTIFY}
+"""
+
+
+def test_a_collection_loads_with_its_items_filter_and_task(make_project: MakeProject) -> None:
+    reserve = load_project(make_project({"wf.yaml": COLLECTION})).workflows["wf"].task("reserve")
+
+    found = reserve.collection
+    assert found is not None and found.filter is not None
+    assert (reserve.type, found.items, found.mode, found.max_workers) == (
+        "collection",
+        "{{ .input.items }}",
+        "parallel",
+        10,
+    )
+    assert (found.task.id, found.task.parent, found.task.uses) == ("reserve[]", "reserve", "tool")
+    assert found.filter.evaluate({"item": {"qty": 1}, "index": 3}) is True
+
+
+def test_a_collection_s_items_may_be_an_expression_and_its_names_its_own(
+    make_project: MakeProject,
+) -> None:
+    text = COLLECTION.replace('items: "{{ .input.items }}"', "items: input.orders.map(o, o.lines)")
+    text = text.replace(
+        "filter: item.qty > 0 && index < 100",
+        "filter: line.qty > n\n    item_var: line\n    index_var: n",
+    )
+    found = load_project(make_project({"wf.yaml": text})).workflows["wf"].task("reserve").collection
+    assert found is not None and (found.item_var, found.index_var) == ("line", "n")
+    assert not isinstance(found.items, str)
+    assert found.items.evaluate({"input": {"orders": [{"lines": 1}]}}) == [1]
+
+
+# fmt: off
+BROKEN_COLLECTIONS: list[tuple[str, str, int, str, str]] = [
+    (
+        "an items expression with bad syntax",
+        COLLECTION.replace('items: "{{ .input.items }}"', "items: input.items["),
+        5, "tasks[0].items",
+        "expression syntax error",
+    ),
+    (
+        "a filter reading an unknown variable",
+        COLLECTION.replace("item.qty > 0", "product.qty > 0"),
+        6, "tasks[0].filter",
+        "unknown variable 'product' in expression 'product.qty > 0 && index < 100' (variables "
+        "here: input, tasks, event, error, item, index)",
+    ),
+    (
+        "items reading item",
+        COLLECTION.replace('items: "{{ .input.items }}"', "items: item.list"),
+        5, "tasks[0].items",
+        "unknown variable 'item'",
+    ),
+    (
+        "an unknown mode",
+        COLLECTION.replace("mode: parallel", "mode: batch"),
+        7, "tasks[0].mode",
+        "(supported: parallel, sequential)",
+    ),
+    (
+        "a task with nothing to run",
+        COLLECTION.replace(f"      $use: {NOTIFY}\n      with", "      with"),
+        9, "tasks[0].task",
+        "has nothing to run",
+    ),
+    (
+        "a task with an id",
+        COLLECTION.replace(f"      $use: {NOTIFY}\n", f"      id: x\n      $use: {NOTIFY}\n"),
+        10, "tasks[0].task.id",
+        "unknown key 'id'",
+    ),
+    (
+        "no items",
+        COLLECTION.replace('    items: "{{ .input.items }}"\n', ""),
+        3, "tasks[0]",
+        "missing required key 'items'",
+    ),
+    (
+        "an item_var that is not a name",
+        COLLECTION.replace("    filter: item.qty > 0 && index < 100\n", "    item_var: my-item\n"),
+        6, "tasks[0].item_var",
+        "'my-item' must be a name of letters, digits and '_'",
+    ),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "message"),
+    [pytest.param(*c[1:], id=c[0]) for c in BROKEN_COLLECTIONS],
+)
+def test_a_broken_collection_is_refused_with_file_line_and_message(
+    make_project: MakeProject, text: str, line: int, path: str, message: str
+) -> None:
+    problems = errors_of(make_project({"wf.yaml": text}))
+
+    assert len(problems) == 1, "\n".join(str(p) for p in problems)
+    assert (problems[0].file, problems[0].line, problems[0].path) == ("wf.yaml", line, path)
+    assert message in problems[0].message

@@ -363,7 +363,7 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
                 $use: tool(local::tools.#(id=="notify"))
             """},
         "wf.yaml", 4, "tasks[0].type",
-        "unsupported task type 'loop' (supported: basic, router, sleep, signal, parallel)",
+        "unsupported task type 'loop' (supported: basic, router, sleep, signal, parallel, "
     ),
     (
         "task with nothing to run",
