@@ -303,3 +303,69 @@ def test_a_worker_killed_during_a_parallel_step_leaves_the_join_to_happen_once(
     assert found["fan.steady"].attempts == 1
     assert sorted(found) == ["after", "fan", "fan.crashy", "fan.steady"]  # one join, one after
     assert found["after"].input["joined"] == found["fan"].output
+
+
+@pytest.mark.integration
+def test_duplicated_messages_of_each_child_on_real_workers_leave_one_delivery_s_rows(
+    flow_worker: WorkerStarter,
+    worker_env: dict[str, str],
+    flow_sessions: sessionmaker[Session],
+    flow_project: Project,
+) -> None:
+    import threading
+
+    from workers.celery_app import make_celery, publish_step
+    from workflows.settings import Settings
+
+    workers = [flow_worker(concurrency=2), flow_worker(concurrency=2)]
+    celery = make_celery(
+        Settings(
+            broker_url=worker_env["HERALD_BROKER_URL"],
+            queue_prefix=worker_env["HERALD_QUEUE_PREFIX"],
+            database_url=worker_env["HERALD_DATABASE_URL"],
+        )
+    )
+    accepted = [accept(flow_sessions, flow_project, "flow.par.wait-all", _fail()) for _ in range(3)]
+    ids = [execution_ids[0] for _, execution_ids in accepted]
+    for event_id, _ in accepted:
+        _send(worker_env, event_id)
+    duplicated: set[str] = set()
+
+    def duplicate_children() -> bool:
+        with flow_sessions() as session:
+            children = session.scalars(
+                select(Step.id).where(Step.execution_id.in_(ids), Step.parent_id.is_not(None))
+            ).all()
+        for step_id in children:
+            if step_id not in duplicated:
+                duplicated.add(step_id)
+                sends = [
+                    threading.Thread(
+                        target=lambda s=step_id: publish_step(celery, s, uses="tool", timeout=5)
+                    )
+                    for _ in range(2)
+                ]
+                for thread in sends:
+                    thread.start()
+                for thread in sends:
+                    thread.join()
+        return all_finished(flow_sessions, ids) and len(duplicated) == 9
+
+    wait_for(duplicate_children, timeout=40, what="the executions and their children")
+
+    def dropped() -> int:  # of each child's three deliveries, two are dropped
+        lines = [line for w in workers for line in w.output().splitlines()]
+        return sum(
+            '"step.dropped"' in line and any(s in line for s in duplicated) for line in lines
+        )
+
+    wait_for(lambda: dropped() == 18, what="the duplicated deliveries to be dropped")
+    for execution_id in ids:
+        _, steps = _rows(flow_sessions, execution_id)
+        assert sorted((s.task_id, s.status, s.attempts) for s in steps) == [
+            ("after", "succeeded", 1),
+            ("fan", "succeeded", 1),
+            ("fan.a", "succeeded", 1),
+            ("fan.b", "succeeded", 1),
+            ("fan.c", "succeeded", 1),
+        ]
