@@ -53,7 +53,7 @@ def sweep(rt: Runtime, *, now: datetime | None = None) -> SweepReport:
             total.skipped = not total.total
             break
         unsent = publish(rt, report.publish)
-        for kind in ("events", "queued", "retries", "lost", "failed"):
+        for kind in ("events", "queued", "retries", "lost", "failed", "delayed"):
             getattr(total, kind).extend(getattr(report, kind))
         total.pruned += report.pruned
         if unsent:
@@ -72,6 +72,7 @@ def sweep(rt: Runtime, *, now: datetime | None = None) -> SweepReport:
             retries=len(total.retries),
             lost=len(total.lost),
             failed=len(total.failed),
+            delayed=len(total.delayed),
         )
     return total
 

@@ -1,7 +1,7 @@
 """Executions: read them with their steps, cancel them, retry a failed one.
 
-``GET /api/v1/executions/<id>`` shows every step (status, attempts, input,
-output, error, timings, worker, usage); ``GET /api/v1/executions`` lists them
+``GET /api/v1/executions/<id>`` shows every step (its task's type, status,
+attempts, input, output, error, timings, worker, usage); ``GET /api/v1/executions`` lists them
 newest first with filters and the events list's cursor pagination.
 ``POST .../cancel`` stops a pending or running execution (steps not yet started
 are cancelled; a running one finishes but starts nothing). ``POST .../retry``
@@ -175,7 +175,7 @@ def _id(execution_id: str) -> str:
 
 
 def execution_json(execution: Execution, steps: list[Step] | None = None) -> dict[str, Any]:
-    """An execution as the API shows it; with ``steps``, each of its steps."""
+    """An execution as the API shows it; with ``steps``, each of its steps (and its type)."""
     shown: dict[str, Any] = {
         "id": execution.id,
         "event_id": execution.event_id,
@@ -191,15 +191,40 @@ def execution_json(execution: Execution, steps: list[Step] | None = None) -> dic
         "finished_at": iso(execution.finished_at),
     }
     if steps is not None:
-        shown["steps"] = [step_json(step) for step in steps]
+        types = _task_types(execution.workflow_id)
+        shown["steps"] = [step_json(step, _type_of(types, step.task_id)) for step in steps]
     return shown
 
 
-def step_json(step: Step) -> dict[str, Any]:
-    """One step as the API shows it."""
+def _task_types(workflow_id: str) -> dict[str, str]:
+    """``{task id: type}`` of the workflow as loaded now (a task since removed has none)."""
+    workflow = state().definitions.project.workflows.get(workflow_id)
+    types: dict[str, str] = {}
+    for task in workflow.tasks if workflow is not None else ():
+        types[task.id] = task.type
+        for child in task.parallel.children if task.parallel is not None else ():
+            types[child.id] = child.type
+        if task.collection is not None:
+            types[task.collection.task.id] = task.collection.task.type
+    return types
+
+
+def _type_of(types: dict[str, str], task_id: str) -> str | None:
+    """A step's task type; a collection's item step (``x[3]``) has the type of ``x[]``."""
+    if task_id.endswith("]") and "[" in task_id:
+        return types.get(task_id[: task_id.rindex("[")] + "[]")
+    return types.get(task_id)
+
+
+def step_json(step: Step, task_type: str | None = None) -> dict[str, Any]:
+    """One step as the API shows it; ``task_type`` is its task's (basic, router, ...)."""
     return {
         "id": step.id,
         "task_id": step.task_id,
+        "type": task_type,
+        "parent_id": step.parent_id,
+        "item_index": step.item_index,
+        "item": step.item,
         "seq": step.seq,
         "visit": step.visit,
         "status": step.status,
@@ -234,12 +259,19 @@ def _openapi() -> dict[str, Any]:
         "properties": {
             "id": {"type": "string"},
             "task_id": {"type": "string"},
+            "type": {
+                "enum": ["basic", "router", "sleep", "signal", "parallel", "collection", None]
+            },
+            "parent_id": {"type": ["string", "null"]},
+            "item_index": {"type": ["integer", "null"]},
+            "item": {},
             "seq": {"type": "integer", "minimum": 1},
             "visit": {"type": "integer", "minimum": 1},
             "status": {
                 "enum": [
                     "queued",
                     "running",
+                    "waiting",
                     "retrying",
                     "succeeded",
                     "failed",

@@ -8,6 +8,7 @@ message never names work the database does not hold yet.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from workflows.model import Task
 
@@ -49,3 +50,20 @@ def run_message(step_id: str, task: Task, countdown: float = 0.0) -> Publish:
 def lease_seconds(task: Task) -> float:
     """How long a claim of ``task``'s step holds before the sweep presumes its worker lost."""
     return task.step_timeout + HARD_LIMIT_GRACE + LEASE_MARGIN
+
+
+def due_message(
+    step_id: str, task: Task, *, not_before: datetime | None, now: datetime
+) -> list[Publish]:
+    """A queued step's run message: at once, with a countdown to ``not_before``, or none.
+
+    A step due more than :data:`MAX_COUNTDOWN` seconds from now is not put on
+    the broker (long ETAs there are unsafe): it waits in the database, and the
+    sweep releases it when it is due.
+    """
+    if not_before is None:
+        return [run_message(step_id, task)]
+    wait = (not_before - now).total_seconds()
+    if wait > MAX_COUNTDOWN:
+        return []
+    return [run_message(step_id, task, countdown=max(wait, 0.0))]

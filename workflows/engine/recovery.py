@@ -7,6 +7,7 @@ SQLite serialises writers anyway), and returns what to publish after commit:
 - events still ``accepted`` past the dispatch deadline (the wait grows with each publish);
 - steps ``queued`` past the step deadline (``queued_at`` is reset when re-published);
 - ``retrying`` steps whose backoff has passed (long backoffs only live in the database);
+- delayed steps (a ``delay`` or a ``sleep`` too long for a countdown) now due;
 - ``running`` steps whose lease has passed: their worker is presumed lost,
   ``lost`` + 1, re-queued, or failed (following ``on_error``) past the redelivery cap;
 - rejection rows older than ``HERALD_REJECTION_TTL``: deleted.
@@ -48,6 +49,8 @@ class SweepReport:
     retries: list[str] = field(default_factory=list)
     lost: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    #: delayed steps released (their delay was too long for a countdown)
+    delayed: list[str] = field(default_factory=list)
     #: rejection rows deleted past their time to live
     pruned: int = 0
     publish: list[Message] = field(default_factory=list)
@@ -57,7 +60,8 @@ class SweepReport:
     @property
     def total(self) -> int:
         """How many rows this pass acted on."""
-        return sum(len(x) for x in (self.events, self.queued, self.retries, self.lost, self.failed))
+        kinds = (self.events, self.queued, self.retries, self.lost, self.failed, self.delayed)
+        return sum(len(x) for x in kinds)
 
 
 def sweep(
@@ -82,6 +86,10 @@ def sweep(
     for step, execution in retries:
         report.publish += requeue(project, execution, step, now=now)
         report.retries.append(step.id)
+    delayed = found.due_delays(session, now=now, limit=batch)
+    for step, execution in delayed:
+        report.publish += requeue(project, execution, step, now=now)
+        report.delayed.append(step.id)
     leases = found.expired_leases(session, now=now, limit=batch)
     for step, execution in leases:
         step.lost += 1
@@ -95,7 +103,7 @@ def sweep(
     report.pruned = prune_rejections(
         session, before=now - timedelta(seconds=settings.rejection_ttl_seconds), limit=batch
     )
-    kinds = (events, queued, retries, leases)
+    kinds = (events, queued, retries, delayed, leases)
     report.more = report.pruned >= batch or any(len(kind) >= batch for kind in kinds)
     return report
 

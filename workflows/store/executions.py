@@ -102,11 +102,15 @@ def cancel(session: Session, execution: Execution, *, now: datetime) -> None:
 
 
 def last_failed_step(session: Session, execution_id: str) -> Step | None:
-    """The execution's latest step that failed or timed out (where a retry resumes)."""
+    """The execution's latest step that failed or timed out (where a retry resumes).
+
+    A parallel step's child is not one: its parent resumes, with all its children.
+    """
     return session.scalars(
         select(Step)
         .where(
             Step.execution_id == execution_id,
+            Step.parent_id.is_(None),
             Step.status.in_([StepStatus.FAILED.value, StepStatus.TIMED_OUT.value]),
         )
         .order_by(Step.seq.desc())

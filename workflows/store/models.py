@@ -157,6 +157,13 @@ class Step(Base):
     finished_at: Mapped[datetime | None]
     #: times the run message was published (the recovery sweep adds to it)
     publish_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: the parallel step this step is a child of (None for a step of the workflow's chain)
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("steps.id", name="fk_steps_parent_id"), index=True
+    )
+    #: for a collection's child: its item, and the item's position in the collection's list
+    item: Mapped[Any | None]
+    item_index: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         UniqueConstraint("execution_id", "task_id", "visit", name="uq_steps_visit"),

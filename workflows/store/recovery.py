@@ -112,6 +112,24 @@ def due_retries(session: Session, *, now: datetime, deadline: float, limit: int)
     )
 
 
+def due_delays(session: Session, *, now: datetime, limit: int) -> list[Found]:
+    """Delayed steps never published (a delay or sleep too long for a countdown) now due.
+
+    They were queued with ``publish_count`` 0 and ``queued_at == not_before``.
+    """
+    return _locked(
+        session,
+        (
+            Step.status == StepStatus.QUEUED.value,
+            Step.queued_at <= now,
+            Step.publish_count == 0,
+            Step.not_before <= now,
+        ),
+        Step.not_before,
+        limit,
+    )
+
+
 def expired_leases(session: Session, *, now: datetime, limit: int) -> list[Found]:
     """Running steps whose lease has passed: their worker is presumed lost."""
     return _locked(
