@@ -116,9 +116,7 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
         replayed = _accept_taken_key(st, envelope, meta, values)
         if replayed is not None:
             return replayed
-    workflows = [
-        {"workflow_id": r["workflow_id"], "execution_id": r["execution_id"]} for r in routes
-    ]
+    workflows = answered_workflows(routes)
     if routes:
         log_event(
             "event.routed",
@@ -186,9 +184,23 @@ def plan_routes(subscriptions: Any) -> list[dict[str, str]]:
                 "workflow_id": workflow.id,
                 "version": workflow.version,
                 "execution_id": new_id("exe"),
+                # the trigger that matched: the name itself or a wildcard pattern
+                "trigger": subscription.trigger.name,
             }
         )
     return routes
+
+
+def answered_workflows(routes: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The ``workflows`` of an answer: each planned execution and the trigger that matched."""
+    return [
+        {
+            "workflow_id": r["workflow_id"],
+            "execution_id": r["execution_id"],
+            "trigger": r.get("trigger", ""),
+        }
+        for r in routes
+    ]
 
 
 def refusal_details(refusals: list[Refusal]) -> list[dict[str, Any]]:
@@ -215,11 +227,7 @@ def replay(existing: Event, envelope: Envelope) -> Answer:
             "this idempotency key was already used by this token with a different body",
             details={"field": "id", "event_id": existing.id},
         )
-    workflows = [
-        {"workflow_id": r["workflow_id"], "execution_id": r["execution_id"]}
-        for r in existing.routes
-    ]
-    return Answer(existing.id, existing.name, workflows, duplicate=True)
+    return Answer(existing.id, existing.name, answered_workflows(existing.routes), duplicate=True)
 
 
 def _replayed(existing: Event, envelope: Envelope, meta: RequestMeta) -> Answer:

@@ -160,6 +160,7 @@ def event_json(event: Event, statuses: dict[str, str] | None = None) -> dict[str
             "workflow_id": route["workflow_id"],
             "version": route.get("version", ""),
             "execution_id": route["execution_id"],
+            "trigger": route.get("trigger", event.name),
         }
         if statuses is not None:
             shown["execution_status"] = statuses.get(route["execution_id"])

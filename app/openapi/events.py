@@ -144,6 +144,11 @@ EVENTS: Section = {
                                 "properties": {
                                     "workflow_id": {"type": "string"},
                                     "execution_id": {"type": "string"},
+                                    "trigger": {
+                                        "type": "string",
+                                        "description": "The trigger name that matched: the "
+                                        "event's name or a wildcard pattern (`order.*`).",
+                                    },
                                 },
                             },
                         },
@@ -214,6 +219,7 @@ EVENTS: Section = {
                             "workflow_id": {"type": "string"},
                             "version": {"type": "string"},
                             "execution_id": {"type": "string"},
+                            "trigger": {"type": "string"},
                             "execution_status": {"type": ["string", "null"]},
                         },
                     },
