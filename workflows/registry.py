@@ -157,9 +157,7 @@ class TriggerRegistry:
             both.extend(matched)
             both.sort(key=lambda pair: (pair[0].workflow.id, pair[0].trigger.index))
             compiled = [c for _, c in matched if c is not None]
-            route = _Route(
-                tuple(s for s, _ in both), (*self._validators.get(name, ()), *compiled)
-            )
+            route = _Route(tuple(s for s, _ in both), (*self._validators.get(name, ()), *compiled))
         if len(self._routes) >= _ROUTE_CACHE:
             self._routes.clear()  # names come from clients: keep the cache bounded
         self._routes[name] = route

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import cloudevents
 from app.api.common import (
     authorize,
     choice_param,
@@ -28,7 +29,7 @@ from app.api.common import (
 from app.auth import require_event, require_scope, visibility
 from app.envelope import read_envelope
 from app.errors import ClientError, NotFound, ValidationFailed
-from app.intake import RequestMeta, accept
+from app.intake import RequestMeta, accept, dry_run
 from app.logs import log_event
 from app.refusals import COUNTED
 from app.state import state
@@ -46,12 +47,27 @@ def post_event() -> Response:
     st = state()
     token: ApiToken | None = None
     name: str | None = None
+    dry = False
     try:
         token = st.tokens.authenticate(request.headers.get("Authorization"))
         require_scope(token, "events:write")
         st.limiter.check(token.name)
         refuse_unknown_query()
-        envelope = read_envelope(request, st.settings.max_body_bytes, st.settings.max_depth)
+        dry = choice_param("dry_run", ["true", "false"]) == "true"
+        if request.mimetype == cloudevents.BATCH:
+            if dry:
+                raise ValidationFailed(
+                    "a dry run takes one event, not a batch", details={"field": "dry_run"}
+                )
+            from app.api.intake import post_batch
+
+            return post_batch()
+        if cloudevents.is_cloudevent(request):
+            envelope = cloudevents.read_cloudevent(
+                request, st.settings.max_body_bytes, st.settings.max_depth
+            )
+        else:
+            envelope = read_envelope(request, st.settings.max_body_bytes, st.settings.max_depth)
         name = envelope.name
         meta = RequestMeta(token.name, request.remote_addr, g.request_id)
         log_event(
@@ -63,16 +79,20 @@ def post_event() -> Response:
             idempotency_key=envelope.key is not None,
         )
         require_event(token, name)
+        if dry:
+            plan = dry_run(st, envelope, meta)
+            return ok(plan, message=plan["message"])
         answer = accept(st, envelope, meta)
     except ClientError as exc:
-        _audit(exc, token, name)
+        if not dry:  # a dry run writes nothing, not even the audit of its refusal
+            audit(exc, token, name)
         raise
     response = jsonify(answer.body())
     response.status_code = 202
     return response
 
 
-def _audit(exc: ClientError, token: ApiToken | None, name: str | None) -> None:
+def audit(exc: ClientError, token: ApiToken | None, name: str | None) -> None:
     """Record and log a refused event; a database outage here loses only the audit row.
 
     A 401 or 429 is only counted (:class:`~app.refusals.Refusals`).

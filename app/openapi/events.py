@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from app.envelope import MAX_KEY, MAX_NAME, NAME
 from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_body, path_id, ref
+from app.openapi.intake import ENTRY
 
 #: who reads which events: said on every read operation
 READ_SCOPE = (
@@ -37,13 +38,31 @@ EVENTS: Section = {
                         "schema": {"type": "string"},
                         "description": "Echoed back (or generated) and recorded on the event.",
                     },
+                    {
+                        "name": "dry_run",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"enum": ["true", "false"]},
+                        "description": "`true`: validate and route only, and answer 200 with "
+                        "what would run and why; nothing is written or published.",
+                    },
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": ref("EventRequest")}},
+                    "content": {
+                        "application/json": {"schema": ref("EventRequest")},
+                        "application/cloudevents+json": {"schema": ref("CloudEvent")},
+                        "application/cloudevents-batch+json": {
+                            "schema": {"type": "array", "minItems": 1, "items": ENTRY}
+                        },
+                    },
                 },
                 "responses": {
+                    "200": json_body(ref("DryRun"), "A dry run: what would run, and why."),
                     "202": json_body(ref("EventAccepted"), "Accepted (committed) or replayed."),
+                    "207": json_body(
+                        ref("BatchResult"), "A CloudEvents batch: one result per event."
+                    ),
                     "400": error("Malformed body; `details.field` names the field."),
                     "401": ERRORS_READ["401"],
                     "403": error("The token lacks `events:write` or may not send this name."),
