@@ -145,7 +145,9 @@ def get_event(event_id: str) -> Response:
             raise NotFound(f"no event with id {event_id!r}", details={"event_id": event_id})
         ids = [r["execution_id"] for r in event.routes]
         statuses = store.execution_statuses(session, ids)
-    return ok(event_json(event, statuses))
+        shown = event_json(event, statuses)
+        shown["deliveries"] = store.deliveries(session, event)
+    return ok(shown)
 
 
 @bp.get("/events")
@@ -163,7 +165,14 @@ def list_events() -> Response:
         since=time_param("since"),
         until=time_param("until"),
         before_id=before_id,
+        delivery=choice_param("delivery", list(store.DELIVERY_STATES)),
+        delivery_since=time_param("delivery_since"),
     )
+    if where.delivery_since and where.delivery is None:
+        raise ValidationFailed(
+            "`delivery_since` needs `delivery` (the state the delivery reached)",
+            details={"field": "delivery_since"},
+        )
     if where.since and where.until and where.since > where.until:
         raise ValidationFailed("`since` is after `until`", details={"field": "since"})
     with state().sessions() as session:

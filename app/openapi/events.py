@@ -5,6 +5,7 @@ from __future__ import annotations
 from app.envelope import MAX_KEY, MAX_NAME, NAME
 from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_body, path_id, ref
 from app.openapi.intake import ENTRY
+from workflows.store.events import DELIVERY_STATES
 
 #: who reads which events: said on every read operation
 READ_SCOPE = (
@@ -106,6 +107,20 @@ EVENTS: Section = {
                         "schema": {"type": "integer", "minimum": 1, "maximum": 200},
                     },
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "delivery",
+                        "in": "query",
+                        "schema": {"enum": list(DELIVERY_STATES)},
+                        "description": "Only events with a delivery (event, workflow) whose "
+                        "current execution is in this state.",
+                    },
+                    {
+                        "name": "delivery_since",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "date-time"},
+                        "description": "With `delivery`: reached at or after this time "
+                        "(`delivery=failed&delivery_since=...`: failed in the last hour).",
+                    },
                 ],
                 "responses": {
                     "200": json_body(ref("EventList"), "A page of events."),
@@ -254,7 +269,29 @@ EVENTS: Section = {
         "EventResponse": {
             "type": "object",
             "required": ["success", "data"],
-            "properties": {"success": {"const": True}, "data": ref("Event")},
+            "properties": {
+                "success": {"const": True},
+                "data": {
+                    "allOf": [ref("Event")],
+                    "required": ["deliveries"],
+                    "properties": {
+                        "deliveries": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["workflow_id", "state", "execution_id"],
+                                "properties": {
+                                    "workflow_id": {"type": "string"},
+                                    "state": {"enum": list(DELIVERY_STATES)},
+                                    "execution_id": {"type": ["string", "null"]},
+                                    "executions": {"type": "integer", "minimum": 0},
+                                    "replays": {"type": "integer", "minimum": 0},
+                                },
+                            },
+                        }
+                    },
+                },
+            },
         },
         "EventList": {
             "type": "object",

@@ -9,6 +9,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -403,3 +404,44 @@ def test_a_replay_racing_a_retry_starts_the_failed_workflow_once(
                 .where(Execution.workflow_id != "any-engine")
             ).scalar_one()
         assert live == 1
+
+
+# --- delivery records -----------------------------------------------------------------
+
+
+def test_each_delivery_has_its_state_and_events_filter_on_a_failed_delivery(
+    api: Api, rt: Runtime, clean_db: Engine
+) -> None:
+    failed_event, failed_execution = _failed_event(api, rt)
+    status, fine = api.call(
+        "POST", "/api/v1/events", {"name": "engine.chain", "payload": {"value": 1}}
+    )
+    assert status == 202
+    run_all(rt, fine["event_id"])
+    planned = api.call("POST", "/api/v1/events", {"name": "engine.chain", "payload": {"value": 2}})
+
+    status, shown = api.call("GET", f"/api/v1/events/{failed_event}")
+    assert status == 200
+    states = {d["workflow_id"]: d["state"] for d in shown["data"]["deliveries"]}
+    assert states == {"always-fails": "failed", "any-engine": "succeeded"}
+    status, shown = api.call("GET", f"/api/v1/events/{planned[1]['event_id']}")
+    assert {d["state"] for d in shown["data"]["deliveries"]} == {"planned"}
+
+    hour_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    status, listed = api.call("GET", f"/api/v1/events?delivery=failed&delivery_since={hour_ago}")
+    assert status == 200, listed
+    assert [e["id"] for e in listed["data"]["events"]] == [failed_event]
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    status, listed = api.call("GET", f"/api/v1/events?delivery=failed&delivery_since={future}")
+    assert listed["data"]["events"] == []
+
+    # once replayed, the delivery's current execution is the new one, started
+    api.call("POST", f"/api/v1/events/{failed_event}/replay", {"mode": "failed"})
+    status, shown = api.call("GET", f"/api/v1/events/{failed_event}")
+    delivery = next(d for d in shown["data"]["deliveries"] if d["workflow_id"] == "always-fails")
+    assert delivery["state"] == "started" and delivery["execution_id"] != failed_execution
+    assert delivery["executions"] == 2 and delivery["replays"] == 1
+    status, listed = api.call("GET", "/api/v1/events?delivery=failed")
+    assert listed["data"]["events"] == []
+    status, refused = api.call("GET", "/api/v1/events?delivery=lost")
+    assert status == 400 and refused["error"]["details"]["field"] == "delivery"

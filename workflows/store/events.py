@@ -13,10 +13,11 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, select, update
+from sqlalchemy import ColumnElement, Connection, Insert, and_, false, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from workflows.model import EventStatus, ExecutionStatus
 from workflows.store.models import Event, Execution, Rejection
 
 
@@ -123,6 +124,50 @@ class EventFilter:
     since: datetime | None = None
     until: datetime | None = None
     before_id: str | None = None
+    #: events with a delivery in this state (:data:`DELIVERY_STATES`) ...
+    delivery: str | None = None
+    #: ... that got there at or after this time
+    delivery_since: datetime | None = None
+
+
+#: a delivery's state -> the statuses of its current execution in that state
+DELIVERY_STATES: dict[str, tuple[str, ...]] = {
+    "planned": (),  # routed, no execution yet (the event is not dispatched)
+    "started": (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value),
+    "succeeded": (ExecutionStatus.SUCCEEDED.value,),
+    "failed": (ExecutionStatus.FAILED.value,),
+    "filtered": (),  # a trigger filter said no (no trigger has a filter yet)
+    "cancelled": (ExecutionStatus.CANCELLED.value,),
+}
+
+
+def delivery_state(execution_status: str | None) -> str:
+    """The state of a delivery whose current execution has ``execution_status`` (None: none)."""
+    if execution_status is None:
+        return "planned"
+    for state, statuses in DELIVERY_STATES.items():
+        if execution_status in statuses:
+            return state
+    return "started"
+
+
+def delivery_clause(state: str, since: datetime | None) -> ColumnElement[bool]:
+    """Events with a delivery in ``state`` (reached at or after ``since``): an EXISTS on the
+    current executions, by ``executions.event_id`` (indexed)."""
+    if state == "planned":
+        clause: ColumnElement[bool] = Event.status == EventStatus.ACCEPTED.value
+        return clause if since is None else and_(clause, Event.received_at >= since)
+    if state == "filtered":
+        return false()
+    when = func.coalesce(Execution.finished_at, Execution.started_at, Execution.created_at)
+    current = select(Execution.id).where(
+        Execution.event_id == Event.id,
+        Execution.superseded_by.is_(None),
+        Execution.status.in_(DELIVERY_STATES[state]),
+    )
+    if since is not None:
+        current = current.where(when >= since)
+    return current.exists()
 
 
 def list_events(
@@ -145,7 +190,51 @@ def list_events(
         query = query.where(Event.received_at < where.until)
     if where.before_id is not None:
         query = query.where(Event.id < where.before_id)
+    if where.delivery is not None:
+        query = query.where(delivery_clause(where.delivery, where.delivery_since))
     return list(session.scalars(query))
+
+
+def deliveries(session: Session, event: Event) -> list[dict[str, Any]]:
+    """One record per (event, workflow): its state, current execution, and every execution.
+
+    Built from ``events.routes`` and the event's executions (one indexed read), not
+    kept in a table: no step or execution change has anything more to write.
+    """
+    rows = session.execute(
+        select(
+            Execution.id,
+            Execution.workflow_id,
+            Execution.status,
+            Execution.superseded_by,
+            Execution.replay_id,
+            Execution.finished_at,
+        )
+        .where(Execution.event_id == event.id)
+        .order_by(Execution.id)
+    ).all()
+    by_workflow: dict[str, list[Any]] = {}
+    for route in event.routes:
+        by_workflow.setdefault(route["workflow_id"], [])
+    for row in rows:
+        by_workflow.setdefault(row.workflow_id, []).append(row)
+    out = []
+    for workflow_id, executions in by_workflow.items():
+        current = next((e for e in executions if e.superseded_by is None), None)
+        out.append(
+            {
+                "workflow_id": workflow_id,
+                "state": delivery_state(current.status if current else None),
+                "execution_id": current.id if current else _planned_id(event, workflow_id),
+                "executions": len(executions),
+                "replays": sum(1 for e in executions if e.replay_id is not None),
+            }
+        )
+    return out
+
+
+def _planned_id(event: Event, workflow_id: str) -> str | None:
+    return next((r["execution_id"] for r in event.routes if r["workflow_id"] == workflow_id), None)
 
 
 def execution_statuses(session: Session, execution_ids: Iterable[str]) -> dict[str, str]:
