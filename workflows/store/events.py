@@ -7,13 +7,25 @@ make one row, because the insert does nothing on conflict with the unique constr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, and_, false, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Insert,
+    TextualSelect,
+    and_,
+    false,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -53,16 +65,43 @@ def insert_event(db: Session | Connection, values: Mapping[str, Any]) -> bool:
 
 
 def insert_events(db: Session | Connection, rows: list[dict[str, Any]]) -> set[str]:
-    """Insert event rows in one multi-row statement; the ids inserted (a taken key: not).
+    """Insert event rows in one statement; the ids inserted (a row whose key is taken: not).
 
-    Every row has the same keys. SQLAlchemy sends the rows as one ``INSERT ... VALUES
-    (...), (...) ON CONFLICT DO NOTHING RETURNING id`` (up to 1,000 rows a statement).
+    Every row has the same keys. On PostgreSQL the rows travel as one JSON parameter:
+    ``INSERT INTO events (...) SELECT ... FROM jsonb_populate_recordset(NULL::events, :rows)
+    ON CONFLICT DO NOTHING RETURNING id`` (a short statement, prepared once, whatever
+    the batch's size; a ``VALUES`` list of 500 rows costs more to build and parse than
+    to run). On SQLite, one multi-row ``INSERT ... VALUES``.
     """
     if not rows:
         return set()
     connection = db.connection() if isinstance(db, Session) else db
-    statement = _insert_ignoring_conflicts(connection.dialect.name)
-    return set(connection.execute(statement, rows).scalars())
+    if connection.dialect.name == "postgresql":
+        statement = _insert_json_rows(tuple(rows[0]))
+        parameter = json.dumps(rows, default=_json_default, separators=(",", ":"))
+        return set(connection.execute(statement, {"rows": parameter}).scalars())
+    return set(
+        connection.execute(_insert_ignoring_conflicts(connection.dialect.name), rows).scalars()
+    )
+
+
+@cache
+def _insert_json_rows(columns: tuple[str, ...]) -> TextualSelect:
+    table = Event.metadata.tables[Event.__tablename__]
+    unknown = set(columns) - set(table.c.keys())
+    assert not unknown, f"not columns of events: {unknown}"
+    names = ", ".join(columns)
+    return text(
+        f"INSERT INTO events ({names}) SELECT {names} "
+        "FROM jsonb_populate_recordset(NULL::events, CAST(:rows AS jsonb)) "
+        "ON CONFLICT (token_name, idempotency_key) DO NOTHING RETURNING id"
+    ).columns(id=table.c.id.type)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in an event row")
 
 
 def find_by_idempotency_key(session: Session, token_name: str, key: str) -> Event | None:
