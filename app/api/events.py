@@ -147,6 +147,16 @@ def get_event(event_id: str) -> Response:
         statuses = store.execution_statuses(session, ids)
         shown = event_json(event, statuses)
         shown["deliveries"] = store.deliveries(session, event)
+        shown["replays"] = [
+            {
+                "id": r.id,
+                "mode": r.mode,
+                "token_name": r.token_name,
+                "at": iso(r.at),
+                "executions": r.executions,
+            }
+            for r in store.replays_of(session, event.id)
+        ]
     return ok(shown)
 
 

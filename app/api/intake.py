@@ -78,6 +78,12 @@ def read_batch(batch_max: int, max_bytes: int) -> list[Envelope | ClientError]:
             "or `application/cloudevents-batch+json`",
             details={"content_type": request.content_type},
         )
+    if request.headers.get("Idempotency-Key") is not None:
+        raise ValidationFailed(
+            "a batch has no `Idempotency-Key`: each entry has its own (`id`, or a CloudEvent's "
+            "`id` and `source`)",
+            details={"field": "Idempotency-Key"},
+        )
     depth = state().settings.max_depth
     body = parse_json(read_body(request, max_bytes), depth + 2)
     if request.mimetype == cloudevents.BATCH:
@@ -165,7 +171,17 @@ def replay_events() -> Response:
     """Replay the events a filter selects (name, status, time range), or preview them."""
     token = authorize("events:replay")
     options = _replay_options(
-        allowed={"mode", "preview", "name", "status", "since", "until", "limit"}
+        allowed={
+            "mode",
+            "preview",
+            "name",
+            "status",
+            "since",
+            "until",
+            "delivery",
+            "delivery_since",
+            "limit",
+        }
     )
     seen = visibility(token, "events")
     st = state()
@@ -174,6 +190,8 @@ def replay_events() -> Response:
         status=options["status"],
         since=options["since"],
         until=options["until"],
+        delivery=options["delivery"],
+        delivery_since=options["delivery_since"],
     )
     with st.sessions() as session:
         events = store.list_events(session, where, options["limit"], visible=seen.events_clause())
@@ -291,8 +309,19 @@ def _replay_options(allowed: set[str]) -> dict[str, Any]:
             f"`status` must be one of {', '.join(s.value for s in EventStatus)}",
             details={"field": "status"},
         )
-    for name in ("since", "until"):
+    delivery = body.get("delivery")
+    if delivery is not None and delivery not in store.DELIVERY_STATES:
+        raise ValidationFailed(
+            f"`delivery` must be one of {', '.join(store.DELIVERY_STATES)}",
+            details={"field": "delivery"},
+        )
+    options["delivery"] = delivery
+    for name in ("since", "until", "delivery_since"):
         options[name] = _time(body.get(name), name)
+    if options["delivery_since"] and delivery is None:
+        raise ValidationFailed(
+            "`delivery_since` needs `delivery`", details={"field": "delivery_since"}
+        )
     if options["since"] and options["until"] and options["since"] > options["until"]:
         raise ValidationFailed("`since` is after `until`", details={"field": "since"})
     limit = body.get("limit", DEFAULT_LIMIT)

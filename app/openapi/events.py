@@ -273,8 +273,24 @@ EVENTS: Section = {
                 "success": {"const": True},
                 "data": {
                     "allOf": [ref("Event")],
-                    "required": ["deliveries"],
+                    "required": ["deliveries", "replays"],
                     "properties": {
+                        "replays": {
+                            "type": "array",
+                            "description": "Each replay of the event: who, when, what it "
+                            "started (`executions`: workflow_id, execution_id, replaces).",
+                            "items": {
+                                "type": "object",
+                                "required": ["id", "mode", "token_name", "at", "executions"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "mode": {"enum": ["all", "failed"]},
+                                    "token_name": {"type": "string"},
+                                    "at": {"type": "string", "format": "date-time"},
+                                    "executions": {"type": "array", "items": {"type": "object"}},
+                                },
+                            },
+                        },
                         "deliveries": {
                             "type": "array",
                             "items": {
@@ -288,7 +304,7 @@ EVENTS: Section = {
                                     "replays": {"type": "integer", "minimum": 0},
                                 },
                             },
-                        }
+                        },
                     },
                 },
             },

@@ -6,6 +6,7 @@ from typing import Any
 
 from app.envelope import MAX_NAME, NAME
 from app.openapi.common import ERRORS_READ, Section, error, json_body, path_id, ref
+from workflows.store.events import DELIVERY_STATES
 
 CLOUDEVENT = {
     "type": "object",
@@ -141,6 +142,15 @@ INTAKE: Section = {
                                     },
                                     "since": {"type": ["string", "null"], "format": "date-time"},
                                     "until": {"type": ["string", "null"], "format": "date-time"},
+                                    "delivery": {
+                                        "enum": [*DELIVERY_STATES, None],
+                                        "description": "Events with a delivery in this "
+                                        "state (`failed`: replay what failed).",
+                                    },
+                                    "delivery_since": {
+                                        "type": ["string", "null"],
+                                        "format": "date-time",
+                                    },
                                     "limit": {"type": "integer", "minimum": 1, "maximum": 200},
                                 },
                             }

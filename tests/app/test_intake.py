@@ -345,6 +345,10 @@ def test_replay_failed_starts_only_what_did_not_succeed_and_is_recorded(
     assert tuple(replay) == ("ops", "failed", event_id)
     assert superseded == started[0]["execution_id"]
 
+    status, shown = api.call("GET", f"/api/v1/events/{event_id}")
+    recorded = shown["data"]["replays"]
+    assert [(r["mode"], r["token_name"]) for r in recorded] == [("failed", "ops")]
+    assert recorded[0]["executions"] == started and recorded[0]["at"].endswith("Z")
     everything = api.call("POST", f"/api/v1/events/{event_id}/replay", {"mode": "all"})
     assert everything[0] == 202 and len(everything[1]["data"]["started"]) == 2
 
@@ -359,6 +363,17 @@ def test_replay_needs_its_scope_and_respects_visibility(
     assert status == 404
     bulk = api.call("POST", "/api/v1/events/replay", {"name": "engine.boom", "preview": True})
     assert bulk[0] == 200 and bulk[1]["data"]["events"] == 1
+    failed = {"delivery": "failed", "mode": "failed", "preview": True}
+    bulk = api.call("POST", "/api/v1/events/replay", failed)
+    assert bulk[0] == 200, bulk
+    assert [r["event_id"] for r in bulk[1]["data"]["replays"]] == [event_id]
+    assert [s["workflow_id"] for s in bulk[1]["data"]["replays"][0]["started"]] == ["always-fails"]
+    started = api.call("POST", "/api/v1/events/replay", {**failed, "preview": False})
+    assert started[0] == 202 and len(started[1]["data"]["replays"][0]["started"]) == 1
+    again = api.call("POST", "/api/v1/events/replay", failed)
+    assert again[1]["data"]["events"] == 0  # the failed delivery's current execution is new
+    wrong = api.call("POST", "/api/v1/events/replay", {"delivery_since": "2026-01-01T00:00:00Z"})
+    assert wrong[0] == 400 and wrong[1]["error"]["details"]["field"] == "delivery_since"
 
 
 def _race(api: Api, event_id: str, execution_id: str) -> dict[str, tuple[int, dict[str, Any]]]:

@@ -30,7 +30,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from workflows.model import EventStatus, ExecutionStatus
-from workflows.store.models import Event, Execution, Rejection
+from workflows.store.models import Event, Execution, Rejection, Replay
 
 
 @cache
@@ -270,6 +270,13 @@ def deliveries(session: Session, event: Event) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def replays_of(session: Session, event_id: str) -> list[Replay]:
+    """The replays of an event, oldest first."""
+    return list(
+        session.scalars(select(Replay).where(Replay.event_id == event_id).order_by(Replay.id))
+    )
 
 
 def _planned_id(event: Event, workflow_id: str) -> str | None:
