@@ -184,7 +184,7 @@ class TriggerRegistry:
         ]
 
     def names(self) -> tuple[str, ...]:
-        """Every event name some workflow subscribes to, sorted."""
+        """Every exact event name some workflow subscribes to, sorted (wildcards aside)."""
         return self._names
 
 

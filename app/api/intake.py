@@ -291,7 +291,7 @@ def _replay_options(allowed: set[str]) -> dict[str, Any]:
             details={"field": unknown[0]},
         )
     mode = body.get("mode", "all")
-    if mode not in engine_replay.MODES:
+    if not isinstance(mode, str) or mode not in engine_replay.MODES:
         raise ValidationFailed("`mode` must be `all` or `failed`", details={"field": "mode"})
     preview = body.get("preview", False)
     if not isinstance(preview, bool):
@@ -310,7 +310,9 @@ def _replay_options(allowed: set[str]) -> dict[str, Any]:
             details={"field": "status"},
         )
     delivery = body.get("delivery")
-    if delivery is not None and delivery not in store.DELIVERY_STATES:
+    if delivery is not None and (
+        not isinstance(delivery, str) or delivery not in store.DELIVERY_STATES
+    ):
         raise ValidationFailed(
             f"`delivery` must be one of {', '.join(store.DELIVERY_STATES)}",
             details={"field": "delivery"},

@@ -39,6 +39,17 @@ EVENTS: Section = {
                         "schema": {"type": "string"},
                         "description": "Echoed back (or generated) and recorded on the event.",
                     },
+                    *(
+                        {
+                            "name": f"ce-{attribute}",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": f"CloudEvents binary mode: the `{attribute}` "
+                            "attribute (with `ce-specversion: 1.0`, the body is the data).",
+                        }
+                        for attribute in ("specversion", "id", "source", "type")
+                    ),
                     {
                         "name": "dry_run",
                         "in": "query",

@@ -372,6 +372,9 @@ def test_replay_needs_its_scope_and_respects_visibility(
     assert started[0] == 202 and len(started[1]["data"]["replays"][0]["started"]) == 1
     again = api.call("POST", "/api/v1/events/replay", failed)
     assert again[1]["data"]["events"] == 0  # the failed delivery's current execution is new
+    for bad in ({"delivery": [1, {}]}, {"mode": {"a": 1}}, {"limit": True}, {"since": 3}):
+        refused = api.call("POST", "/api/v1/events/replay", bad)
+        assert refused[0] == 400 and refused[1]["error"]["details"]["field"] == next(iter(bad))
     wrong = api.call("POST", "/api/v1/events/replay", {"delivery_since": "2026-01-01T00:00:00Z"})
     assert wrong[0] == 400 and wrong[1]["error"]["details"]["field"] == "delivery_since"
 
