@@ -19,7 +19,15 @@ from flask import Flask
 from sqlalchemy import Engine, event, func, select
 
 from tests.app.test_visibility import serve
-from tests.workers.conftest import ENGINE_DIR, RecordingCelery
+from tests.workers.conftest import (  # noqa: F401 - start_worker, worker_env: fixtures
+    ENGINE_DIR,
+    RecordingCelery,
+    WorkerProcess,
+    all_finished,
+    start_worker,
+    wait_for,
+    worker_env,
+)
 from workers import tasks
 from workers.runtime import Runtime
 from workflows.loading.loader import load_project
@@ -463,3 +471,25 @@ def test_each_delivery_has_its_state_and_events_filter_on_a_failed_delivery(
     assert listed["data"]["events"] == []
     status, refused = api.call("GET", "/api/v1/events?delivery=lost")
     assert status == 400 and refused["error"]["details"]["field"] == "delivery"
+
+
+def test_a_batch_runs_to_completion_on_a_real_worker(
+    make_app: Callable[..., Flask],
+    start_worker: Callable[..., WorkerProcess],  # noqa: F811
+    broker: redis.Redis,
+) -> None:
+    app = make_app(project_dir=ENGINE_DIR, api_tokens=(OPS,))
+    start_worker(concurrency=2)
+    entries = [{"name": "engine.chain", "payload": {"value": n}} for n in range(6)]
+    for http in serve(app):
+        status, answer = Api(http.base_url).call(
+            "POST", "/api/v1/events/batch", {"events": entries}
+        )
+        assert status == 207 and answer["data"]["accepted"] == 6, answer
+    ids = [w["execution_id"] for r in answer["data"]["results"] for w in r["workflows"]]
+    assert len(ids) == 12  # two workflows subscribe to engine.chain
+    sessions = db.make_sessionmaker(app.extensions["herald"].engine)
+    wait_for(lambda: all_finished(sessions, ids), timeout=30, what="every execution to finish")
+    with sessions() as session:
+        statuses = set(session.scalars(select(Execution.status).where(Execution.id.in_(ids))))
+    assert statuses == {"succeeded"}
