@@ -56,7 +56,7 @@ def read_cloudevent(request: Request, max_bytes: int, max_depth: int) -> Envelop
     attributes = {
         name: request.headers.get(f"ce-{name}") for name in (*_REQUIRED, "datacontenttype")
     }
-    data = parse_json(raw, max_depth) if raw.strip() else None
+    data = parse_json(raw, max_depth) if raw else None
     return _envelope(attributes, data, header=True)
 
 

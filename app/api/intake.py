@@ -275,7 +275,7 @@ def _replay_options(allowed: set[str]) -> dict[str, Any]:
     """The replay request's body (JSON object, optional), each field checked."""
     raw = request.get_data(cache=False)
     body: Any = {}
-    if raw.strip():
+    if raw:  # no body: the defaults; anything else must be a JSON object
         if request.mimetype != "application/json":
             raise UnsupportedMediaType(
                 "a replay's options are JSON sent with `Content-Type: application/json`",
