@@ -38,6 +38,7 @@ SCOPES = frozenset(
         "events:write",
         "events:read",
         "events:read:all",
+        "events:replay",
         "workflows:read",
         "executions:read",
         "executions:read:all",

@@ -54,6 +54,13 @@ def read_envelope(request: Request, max_bytes: int, max_depth: int = MAX_DEPTH) 
             "the request body must be JSON sent with `Content-Type: application/json`",
             details={"content_type": request.content_type},
         )
+    return parse_envelope(
+        read_body(request, max_bytes), request.headers.get("Idempotency-Key"), max_depth
+    )
+
+
+def read_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body, at most ``max_bytes`` (413 above, checked before reading it all)."""
     too_large = PayloadTooLarge(
         f"the request body is larger than {max_bytes} bytes", details={"limit": max_bytes}
     )
@@ -65,7 +72,7 @@ def read_envelope(request: Request, max_bytes: int, max_depth: int = MAX_DEPTH) 
         raise too_large from None
     if len(raw) > max_bytes:
         raise too_large
-    return parse_envelope(raw, request.headers.get("Idempotency-Key"), max_depth)
+    return raw
 
 
 def parse_envelope(raw: bytes, header_key: str | None, max_depth: int = MAX_DEPTH) -> Envelope:
@@ -73,7 +80,11 @@ def parse_envelope(raw: bytes, header_key: str | None, max_depth: int = MAX_DEPT
 
     ``max_depth`` bounds the payload's nesting: the payload object is depth 1.
     """
-    body = _json(raw, max_depth)
+    return envelope_of(parse_json(raw, max_depth), header_key)
+
+
+def envelope_of(body: Any, header_key: str | None = None) -> Envelope:
+    """The envelope in a parsed (and depth-checked) body; 400 naming the wrong field."""
     if not isinstance(body, dict):
         raise _invalid("body", "the request body must be a JSON object with `name` and `payload`")
     unknown = sorted(set(body) - _FIELDS)
@@ -103,7 +114,9 @@ def parse_envelope(raw: bytes, header_key: str | None, max_depth: int = MAX_DEPT
     return Envelope(name=name, payload=payload, key=key, body_hash=digest)
 
 
-def _json(raw: bytes, max_depth: int) -> Any:
+def parse_json(raw: bytes, max_depth: int) -> Any:
+    """The JSON in ``raw``; 400 if it is not JSON, nests deeper than ``max_depth`` below the
+    top level or holds text no database stores."""
     try:
         # strict UTF-8 (RFC 8259), so that only escapes can make a lone surrogate
         body = json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constant, parse_float=_finite)

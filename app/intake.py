@@ -21,7 +21,7 @@ from app.logs import log_event
 from app.state import HeraldState
 from workflows.ids import new_id
 from workflows.model import EventStatus
-from workflows.registry import Refusal
+from workflows.registry import Refusal, TriggerRegistry
 from workflows.store import events as store
 from workflows.store.db import autocommit
 from workflows.store.models import Event
@@ -72,8 +72,8 @@ class Answer:
         }
 
 
-def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
-    """Validate, deduplicate and store the event, then publish its dispatch after the commit."""
+def check_payload(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> TriggerRegistry:
+    """422 unless the payload satisfies every matching trigger; the registry snapshot used."""
     registry = st.definitions.registry  # one snapshot for the whole request
     refusals = registry.refusals(envelope.name, envelope.payload, max_errors=st.settings.max_errors)
     if refusals:
@@ -91,6 +91,64 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
             "nothing was started",
             details=details,
         )
+    return registry
+
+
+def dry_run(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> dict[str, Any]:
+    """What accepting the event would do, and why; reads, never writes or publishes.
+
+    The payload is checked as for :func:`accept` (422); a key already used by this
+    token is looked up (a read) to say whether the event would be a duplicate or a 409.
+    """
+    registry = check_payload(st, envelope, meta)
+    subscribed = registry.subscribers(envelope.name)
+    would_run = []
+    for route in plan_routes(subscribed):
+        trigger = route["trigger"]
+        how = "is the event's name" if trigger == envelope.name else "matches the name"
+        would_run.append(
+            {
+                "workflow_id": route["workflow_id"],
+                "version": route["version"],
+                "trigger": trigger,
+                "reason": f"trigger {trigger!r} {how}; the payload satisfies every matching "
+                "trigger's schema",
+            }
+        )
+    duplicate_of: str | None = None
+    conflict = False
+    if envelope.key is not None:
+        with st.sessions() as session:
+            existing = store.find_by_idempotency_key(session, meta.token_name, envelope.key)
+            if existing is not None and not _expired(existing, st.settings.idempotency_ttl_seconds):
+                duplicate_of = existing.id
+                conflict = existing.request_hash != envelope.body_hash
+    if conflict:
+        message = (
+            "dry run: this idempotency key was used with another body; the event would get 409"
+        )
+    elif duplicate_of is not None:
+        message = f"dry run: a duplicate of {duplicate_of}; nothing would start"
+    elif would_run:
+        message = f"dry run: {len(would_run)} workflow(s) would run; nothing was stored"
+    else:
+        message = (
+            f"dry run: no workflow is subscribed to {envelope.name!r}; the event would be "
+            "stored as unrouted"
+        )
+    return {
+        "dry_run": True,
+        "message": message,
+        "name": envelope.name,
+        "workflows": [] if duplicate_of else would_run,
+        "duplicate_of": duplicate_of,
+        "conflict": conflict,
+    }
+
+
+def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
+    """Validate, deduplicate and store the event, then publish its dispatch after the commit."""
+    registry = check_payload(st, envelope, meta)
     routes = plan_routes(registry.subscribers(envelope.name))
     event_id = meta.event_id
     publish = bool(routes) and st.publisher.available()
@@ -113,12 +171,10 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
     with autocommit(st.engine) as connection:
         inserted = store.insert_event(connection, values)
     if not inserted:
-        replayed = _accept_taken_key(st, envelope, meta, values)
+        replayed = accept_taken_key(st, envelope, meta, values)
         if replayed is not None:
             return replayed
-    workflows = [
-        {"workflow_id": r["workflow_id"], "execution_id": r["execution_id"]} for r in routes
-    ]
+    workflows = answered_workflows(routes)
     if routes:
         log_event(
             "event.routed",
@@ -147,7 +203,7 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
     return Answer(event_id=event_id, name=envelope.name, workflows=workflows, duplicate=False)
 
 
-def _accept_taken_key(
+def accept_taken_key(
     st: HeraldState, envelope: Envelope, meta: RequestMeta, values: dict[str, Any]
 ) -> Answer | None:
     """The key is taken: the original answer, or ``None`` once the event is stored anew.
@@ -186,9 +242,23 @@ def plan_routes(subscriptions: Any) -> list[dict[str, str]]:
                 "workflow_id": workflow.id,
                 "version": workflow.version,
                 "execution_id": new_id("exe"),
+                # the trigger that matched: the name itself or a wildcard pattern
+                "trigger": subscription.trigger.name,
             }
         )
     return routes
+
+
+def answered_workflows(routes: list[dict[str, str]]) -> list[dict[str, str]]:
+    """The ``workflows`` of an answer: each planned execution and the trigger that matched."""
+    return [
+        {
+            "workflow_id": r["workflow_id"],
+            "execution_id": r["execution_id"],
+            "trigger": r.get("trigger", ""),
+        }
+        for r in routes
+    ]
 
 
 def refusal_details(refusals: list[Refusal]) -> list[dict[str, Any]]:
@@ -215,11 +285,7 @@ def replay(existing: Event, envelope: Envelope) -> Answer:
             "this idempotency key was already used by this token with a different body",
             details={"field": "id", "event_id": existing.id},
         )
-    workflows = [
-        {"workflow_id": r["workflow_id"], "execution_id": r["execution_id"]}
-        for r in existing.routes
-    ]
-    return Answer(existing.id, existing.name, workflows, duplicate=True)
+    return Answer(existing.id, existing.name, answered_workflows(existing.routes), duplicate=True)
 
 
 def _replayed(existing: Event, envelope: Envelope, meta: RequestMeta) -> Answer:

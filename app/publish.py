@@ -28,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.logs import log_event
-from workers.celery_app import DISPATCH_TASK, make_celery, send
+from workers.celery_app import DISPATCH_BATCH_TASK, DISPATCH_TASK, make_celery, send
 from workflows.engine.messages import Publish
 from workflows.settings import Settings
 from workflows.store.models import Event
@@ -85,7 +85,25 @@ class Publisher:
                 reason=f"{exc.__class__.__name__}: {exc}",
             )
             self._down_until = time.monotonic() + BROKER_COOLDOWN
-            self._uncount(event_id, request_id)
+            self._uncount([event_id], request_id)
+            return False
+        return True
+
+    def dispatch_many(self, event_ids: list[str], *, request_id: str | None = None) -> bool:
+        """Publish one ``herald.dispatch_events(event_ids)`` for a batch; ``False`` if the broker
+        is down (every event uncounted, left to the sweep)."""
+        try:
+            self.celery.send_task(DISPATCH_BATCH_TASK, args=[event_ids], retry=False)
+        except (KombuError, RedisError, OSError) as exc:
+            log_event(
+                "event.publish_failed",
+                level=logging.WARNING,
+                event_ids=event_ids,
+                request_id=request_id,
+                reason=f"{exc.__class__.__name__}: {exc}",
+            )
+            self._down_until = time.monotonic() + BROKER_COOLDOWN
+            self._uncount(event_ids, request_id)
             return False
         return True
 
@@ -107,13 +125,13 @@ class Publisher:
             return False
         return True
 
-    def _uncount(self, event_id: str, request_id: str | None) -> None:
-        """The publish counted at commit did not happen: put the count back."""
+    def _uncount(self, event_ids: list[str], request_id: str | None) -> None:
+        """The publish counted at commit did not happen: put the counts back."""
         try:
             with self.sessions.begin() as session:
                 session.execute(
                     update(Event)
-                    .where(Event.id == event_id, Event.publish_count > 0)
+                    .where(Event.id.in_(event_ids), Event.publish_count > 0)
                     .values(publish_count=Event.publish_count - 1)
                 )
         except SQLAlchemyError as exc:
@@ -121,7 +139,7 @@ class Publisher:
             log_event(
                 "event.publish_count_failed",
                 level=logging.WARNING,
-                event_id=event_id,
+                event_ids=event_ids,
                 request_id=request_id,
                 reason=exc.__class__.__name__,
             )

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from benchmarks.cluster import Cluster
 from benchmarks.errors import BenchmarkError
 from benchmarks.project import E2E_EVENT
-from benchmarks.results import IngestionRun
+from benchmarks.results import BatchIngestionRun, IngestionRun
 from benchmarks.stats import Summary
 from benchmarks.store import count_events
 
@@ -60,15 +60,69 @@ def measure_ingestion(
     return runs, samples
 
 
-def _loadgen(cluster: Cluster, concurrency: int, seconds: float, warmup: float) -> dict[str, Any]:
-    out = cluster.env.work_dir / f"loadgen-{concurrency}.json"
+def batch_body(size: int) -> str:
+    """A batch of ``size`` valid events."""
+    events = [{"name": E2E_EVENT, "payload": {"n": n, "label": "bench"}} for n in range(size)]
+    return json.dumps({"events": events})
+
+
+def measure_batch_ingestion(
+    cluster: Cluster,
+    sessions: sessionmaker[Session],
+    clients: int,
+    batch: int,
+    seconds: float,
+    warmup: float,
+) -> tuple[BatchIngestionRun, dict[str, list[float]]]:
+    """``clients`` clients posting batches of ``batch`` events; every accepted entry counted."""
+    with sessions() as session:
+        before = count_events(session, E2E_EVENT)
+    result = _loadgen(
+        cluster,
+        clients,
+        seconds,
+        warmup,
+        url=cluster.events_url + "/batch",
+        body=batch_body(batch),
+        name=f"batch-{clients}",
+    )
+    cluster.check()
+    with sessions() as session:
+        rows = count_events(session, E2E_EVENT) - before
+    statuses = {int(k): v for k, v in result["statuses"].items()}
+    answered = statuses.get(207, 0)
+    latencies = result["latencies_ms"]
+    run = BatchIngestionRun(
+        clients=clients,
+        batch=batch,
+        seconds=seconds,
+        requests=answered,
+        failed=sum(statuses.values()) - answered + sum(result["errors"].values()),
+        per_second=len(latencies) * batch / seconds,
+        latency_ms=Summary.of(latencies),
+        rows=rows,
+    )
+    return run, {f"batch ingestion {clients} clients x {batch}": latencies}
+
+
+def _loadgen(
+    cluster: Cluster,
+    concurrency: int,
+    seconds: float,
+    warmup: float,
+    *,
+    url: str | None = None,
+    body: str = BODY,
+    name: str | None = None,
+) -> dict[str, Any]:
+    out = cluster.env.work_dir / f"loadgen-{name or concurrency}.json"
     argv = [
         sys.executable,
         "-m",
         "benchmarks.loadgen",
-        f"--url={cluster.events_url}",
+        f"--url={url or cluster.events_url}",
         f"--token={cluster.env.token}",
-        f"--body={BODY}",
+        f"--body={body}",
         f"--concurrency={concurrency}",
         f"--seconds={seconds}",
         f"--warmup={warmup}",

@@ -37,6 +37,8 @@ def to_json(report: BenchReport) -> dict[str, Any]:
     del data["samples"]
     for run, entry in zip(report.ingestion, data["ingestion"], strict=True):
         entry["durable"] = run.durable
+    for batch, entry in zip(report.batch_ingestion, data["batch_ingestion"], strict=True):
+        entry["durable"] = batch.durable
     return data
 
 
@@ -48,6 +50,7 @@ def render_markdown(report: BenchReport) -> str:
         f"({report.seconds:.0f} s; {machine})",
         _comparisons(report.comparisons),
         _ingestion(report),
+        _batch_ingestion(report),
         _latency(report),
         _drains(report),
         _definitions(report),
@@ -111,6 +114,22 @@ def _ingestion(report: BenchReport) -> str:
     ]
     header = ["clients", "events/s", "p50 ms", "p95 ms", "p99 ms", "errors", "rows/202s"]
     return _table("Ingestion: POST /api/v1/events", header, rows)
+
+
+def _batch_ingestion(report: BenchReport) -> str:
+    rows = [
+        [
+            f"{r.clients} x {r.batch}",
+            _num(r.per_second, 0),
+            _num(r.latency_ms.p50, 1),
+            _num(r.latency_ms.p99, 1),
+            str(r.failed),
+            f"{r.rows}/{r.requests * r.batch}" + ("" if r.durable else " **lost**"),
+        ]
+        for r in report.batch_ingestion
+    ]
+    header = ["clients x events", "events/s", "p50 ms a batch", "p99 ms", "errors", "rows/entries"]
+    return _table("Batch ingestion: POST /api/v1/events/batch", header, rows)
 
 
 def _latency(report: BenchReport) -> str:

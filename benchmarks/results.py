@@ -34,6 +34,29 @@ class IngestionRun:
 
 
 @dataclass(frozen=True)
+class BatchIngestionRun:
+    """``POST /api/v1/events/batch``: ``clients`` clients sending ``batch`` events a request."""
+
+    clients: int
+    batch: int
+    seconds: float
+    #: batch requests answered 207 (every entry valid, so each carries ``batch`` events)
+    requests: int
+    failed: int
+    #: events per second inside the measured window
+    per_second: float
+    #: per batch request
+    latency_ms: Summary
+    #: event rows counted in the database after the run
+    rows: int
+
+    @property
+    def durable(self) -> bool:
+        """Every entry of every 207 has its committed row."""
+        return self.rows == self.requests * self.batch
+
+
+@dataclass(frozen=True)
 class LatencyRound:
     """One low-load round: work sent one at a time, timed from send to finish."""
 
@@ -137,6 +160,7 @@ class BenchReport:
     machine: dict[str, str]
     settings: dict[str, object] = field(default_factory=dict)
     ingestion: list[IngestionRun] = field(default_factory=list)
+    batch_ingestion: list[BatchIngestionRun] = field(default_factory=list)
     latency: list[LatencyRound] = field(default_factory=list)
     drains: list[DrainRound] = field(default_factory=list)
     definitions: DefinitionsBench | None = None

@@ -27,7 +27,7 @@ from benchmarks import drain, latency
 from benchmarks.cluster import Cluster, RunEnv
 from benchmarks.compare import compare
 from benchmarks.definitions import measure_definitions
-from benchmarks.ingestion import measure_ingestion
+from benchmarks.ingestion import measure_batch_ingestion, measure_ingestion
 from benchmarks.profiles import profile_post, profile_steps
 from benchmarks.project import write_run_project
 from benchmarks.results import BenchReport
@@ -36,11 +36,11 @@ from benchmarks.store import truncate
 from workflows.settings import ApiToken, Settings
 from workflows.store import db
 
-PHASES = ("definitions", "profiles", "ingestion", "latency", "drains")
+PHASES = ("definitions", "profiles", "ingestion", "batch", "latency", "drains")
 #: pieces of work each system runs before the low-load rounds, unreported
 LATENCY_WARMUP = 4
 #: the phases that talk to herald through its HTTP API
-NEED_API = frozenset({"ingestion", "latency", "drains"})
+NEED_API = frozenset({"ingestion", "batch", "latency", "drains"})
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,10 @@ class BenchConfig:
     ingest_concurrencies: tuple[int, ...]
     ingest_seconds: float
     ingest_warmup: float
+    #: batch ingestion: clients, events per batch, seconds measured
+    batch_clients: int
+    batch_size: int
+    batch_seconds: float
     latency_rounds: int
     latency_count: int
     worker_counts: tuple[int, ...]
@@ -78,6 +82,9 @@ class BenchConfig:
             ingest_concurrencies=(1, 4, 16, 64),
             ingest_seconds=6.0,
             ingest_warmup=1.0,
+            batch_clients=4,
+            batch_size=500,
+            batch_seconds=6.0,
             latency_rounds=2,
             latency_count=50,
             worker_counts=(1, 2, 4),
@@ -102,6 +109,9 @@ class BenchConfig:
             ingest_concurrencies=(1, 16),
             ingest_seconds=1.5,
             ingest_warmup=0.5,
+            batch_clients=4,
+            batch_size=500,
+            batch_seconds=2.0,
             latency_rounds=1,
             latency_count=12,
             worker_counts=(1, 2),
@@ -218,6 +228,18 @@ def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
         report.ingestion = runs
         report.samples.update(samples)
 
+    def batch() -> None:
+        run, samples = measure_batch_ingestion(
+            cluster,
+            sessions,
+            config.batch_clients,
+            config.batch_size,
+            config.batch_seconds,
+            config.ingest_warmup,
+        )
+        report.batch_ingestion = [run]
+        report.samples.update(samples)
+
     def low_load() -> None:
         cluster.start_herald_workers(1, config.worker_concurrency)
         cluster.start_celery_workers(1, config.worker_concurrency)
@@ -256,6 +278,7 @@ def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
         "definitions": definitions,
         "profiles": profiles,
         "ingestion": ingestion,
+        "batch": batch,
         "latency": low_load,
         "drains": drains,
     }

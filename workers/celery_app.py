@@ -14,6 +14,8 @@ from workflows.engine.messages import HARD_LIMIT_GRACE, MAX_COUNTDOWN, Dispatch,
 from workflows.settings import Settings
 
 DISPATCH_TASK = "herald.dispatch_event"
+#: one message for the events of a batch (``POST /api/v1/events/batch``)
+DISPATCH_BATCH_TASK = "herald.dispatch_events"
 STEP_TASK = "herald.run_step"
 AGENT_STEP_TASK = "herald.run_agent_step"
 SWEEP_TASK = "herald.sweep"
@@ -60,6 +62,7 @@ def make_celery(settings: Settings) -> Celery:
         task_default_queue=queues.steps,
         task_routes={
             DISPATCH_TASK: {"queue": queues.dispatch},
+            DISPATCH_BATCH_TASK: {"queue": queues.dispatch},
             STEP_TASK: {"queue": queues.steps},
             AGENT_STEP_TASK: {"queue": queues.agents},
             SWEEP_TASK: {"queue": queues.dispatch},

@@ -21,7 +21,13 @@ from sqlalchemy.exc import OperationalError
 from workers import runtime
 from workers import sweep as recovery
 from workers.attempts import execute
-from workers.celery_app import AGENT_STEP_TASK, DISPATCH_TASK, STEP_TASK, SWEEP_TASK
+from workers.celery_app import (
+    AGENT_STEP_TASK,
+    DISPATCH_BATCH_TASK,
+    DISPATCH_TASK,
+    STEP_TASK,
+    SWEEP_TASK,
+)
 from workers.logs import log_event
 from workers.publish import publish
 from workers.runtime import Runtime
@@ -51,6 +57,14 @@ def task(**options: Any) -> Callable[[F], F]:
 def dispatch_event(self: Task, event_id: str) -> None:
     """Create an accepted event's executions and publish their first steps."""
     dispatch(runtime.current(), event_id)
+
+
+@task(name=DISPATCH_BATCH_TASK, bind=True, **_RETRY)
+def dispatch_events(self: Task, event_ids: list[str]) -> None:
+    """Dispatch the events of one batch, one after the other (each is idempotent)."""
+    rt = runtime.current()
+    for event_id in event_ids:
+        dispatch(rt, event_id)
 
 
 @task(name=STEP_TASK, bind=True, **_RETRY)

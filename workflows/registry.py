@@ -26,6 +26,7 @@ from workflows.loading.yamlsource import format_path
 from workflows.model import Project, Trigger, Workflow
 from workflows.payload_sample import has_conditionals, take
 from workflows.payload_schema import UncompilableSchema, compile_payload_schema
+from workflows.routing import Match, PatternIndex, is_pattern
 
 #: errors listed per refusing workflow unless told otherwise (``HERALD_MAX_ERRORS``)
 MAX_ERRORS = 20
@@ -91,16 +92,26 @@ class _Compiled:
 
 
 class TriggerRegistry:
-    """Event name -> every (workflow, trigger) subscribed, with compiled payload validators."""
+    """Event name -> every (workflow, trigger) subscribed, with compiled payload validators.
+
+    A trigger name may hold wildcards (:mod:`workflows.routing`): exact names are a
+    dict lookup, patterns a walk of a segment trie, and the merged answer for a name
+    is cached, so routing never scans the triggers.
+    """
 
     def __init__(
         self,
         subscriptions: Mapping[str, tuple[Subscription, ...]],
         validators: Mapping[str, tuple[_Compiled, ...]],
+        patterns: PatternIndex[tuple[Subscription, _Compiled | None]] | None = None,
     ) -> None:
         self._subscriptions = subscriptions
         self._validators = validators
+        self._patterns: PatternIndex[tuple[Subscription, _Compiled | None]] = (
+            patterns or PatternIndex()
+        )
         self._names = tuple(sorted(subscriptions))
+        self._routes: dict[str, _Route] = {}
 
     @classmethod
     def build(cls, project: Project) -> TriggerRegistry:
@@ -110,23 +121,47 @@ class TriggerRegistry:
         project that did not come from :func:`~workflows.loading.loader.load_project`.
         """
         by_name: dict[str, list[Subscription]] = {}
+        patterns: PatternIndex[tuple[Subscription, _Compiled | None]] = PatternIndex()
         for workflow in sorted(project.workflows.values(), key=lambda w: w.id):
             for trigger in workflow.triggers:
-                by_name.setdefault(trigger.name, []).append(Subscription(workflow, trigger))
+                subscription = Subscription(workflow, trigger)
+                if is_pattern(trigger.name):
+                    patterns.add(trigger.name, (subscription, _compiled(subscription)))
+                else:
+                    by_name.setdefault(trigger.name, []).append(subscription)
         validators = {
-            name: tuple(
-                _Compiled(s.workflow.id, _compile(s), has_conditionals(s.trigger.schema))
-                for s in subs
-                if s.trigger.schema is not None
-            )
+            name: tuple(c for s in subs if (c := _compiled(s)) is not None)
             for name, subs in by_name.items()
         }
         subscriptions = {name: tuple(subs) for name, subs in by_name.items()}
-        return cls(MappingProxyType(subscriptions), MappingProxyType(validators))
+        return cls(MappingProxyType(subscriptions), MappingProxyType(validators), patterns)
 
     def subscribers(self, name: str) -> tuple[Subscription, ...]:
-        """The subscriptions to ``name``, by workflow id; ``()`` when none."""
-        return self._subscriptions.get(name, ())
+        """The subscriptions whose trigger matches ``name``, by workflow id; ``()`` when none."""
+        return self._route(name).subscriptions
+
+    def match(self, name: str) -> Match[tuple[Subscription, _Compiled | None]]:
+        """The wildcard triggers ``name`` matches, and the trie nodes looked at (uncached)."""
+        return self._patterns.match(name)
+
+    def _route(self, name: str) -> _Route:
+        route = self._routes.get(name)
+        if route is not None:
+            return route
+        exact = self._subscriptions.get(name, ())
+        if not self._patterns.size:
+            route = _Route(exact, self._validators.get(name, ()))
+        else:
+            matched = self._patterns.match(name).values
+            both: list[tuple[Subscription, _Compiled | None]] = [(s, None) for s in exact]
+            both.extend(matched)
+            both.sort(key=lambda pair: (pair[0].workflow.id, pair[0].trigger.index))
+            compiled = [c for _, c in matched if c is not None]
+            route = _Route(tuple(s for s, _ in both), (*self._validators.get(name, ()), *compiled))
+        if len(self._routes) >= _ROUTE_CACHE:
+            self._routes.clear()  # names come from clients: keep the cache bounded
+        self._routes[name] = route
+        return route
 
     def validate(
         self, name: str, payload: object, *, max_errors: int = MAX_ERRORS
@@ -138,8 +173,8 @@ class TriggerRegistry:
     def refusals(
         self, name: str, payload: object, *, max_errors: int = MAX_ERRORS
     ) -> list[Refusal]:
-        """One :class:`Refusal` per subscribed workflow whose schema ``payload`` breaks."""
-        compiled = self._validators.get(name)
+        """One :class:`Refusal` per subscribed trigger whose schema ``payload`` breaks."""
+        compiled = self._route(name).validators
         if not compiled:
             return []
         return [
@@ -149,8 +184,28 @@ class TriggerRegistry:
         ]
 
     def names(self) -> tuple[str, ...]:
-        """Every event name some workflow subscribes to, sorted."""
+        """Every exact event name some workflow subscribes to, sorted (wildcards aside)."""
         return self._names
+
+
+@dataclass(frozen=True)
+class _Route:
+    """Everything subscribed to one event name: exact triggers and matching patterns."""
+
+    subscriptions: tuple[Subscription, ...]
+    validators: tuple[_Compiled, ...]
+
+
+#: event names whose routes are cached (cleared whole when full)
+_ROUTE_CACHE = 10_000
+
+
+def _compiled(subscription: Subscription) -> _Compiled | None:
+    """The compiled schema of a subscription's trigger; ``None`` without a schema."""
+    schema = subscription.trigger.schema
+    if schema is None:
+        return None
+    return _Compiled(subscription.workflow.id, _compile(subscription), has_conditionals(schema))
 
 
 def _refusal(entry: _Compiled, payload: object, max_errors: int) -> Refusal:

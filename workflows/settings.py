@@ -39,6 +39,10 @@ class Settings:
     api_tokens: tuple[ApiToken, ...] = ()
     tokens_file: Path | None = None
     max_body_bytes: int = 1024 * 1024
+    #: events one ``POST /api/v1/events/batch`` may carry
+    batch_max: int = 1000
+    #: the largest batch body accepted (413 above)
+    batch_max_bytes: int = 16 * 1024 * 1024
     #: how deeply a payload's objects and arrays may nest (400 deeper)
     max_depth: int = 64
     #: errors a 422 lists per failing workflow (with a count of the rest)
@@ -60,6 +64,7 @@ class Settings:
         for name, variable in (
             ("max_depth", "HERALD_MAX_DEPTH"),
             ("max_errors", "HERALD_MAX_ERRORS"),
+            ("batch_max", "HERALD_BATCH_MAX"),
         ):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{variable} must be at least 1, got {getattr(self, name)}")
@@ -84,6 +89,8 @@ class Settings:
             values["tokens_file"] = Path(env["HERALD_TOKENS_FILE"])
         _num(env, values, "HERALD_MAX_BODY_BYTES", "max_body_bytes", int)
         _num(env, values, "HERALD_MAX_DEPTH", "max_depth", int)
+        _num(env, values, "HERALD_BATCH_MAX", "batch_max", int)
+        _num(env, values, "HERALD_BATCH_MAX_BYTES", "batch_max_bytes", int)
         _num(env, values, "HERALD_MAX_ERRORS", "max_errors", int)
         _num(env, values, "HERALD_IDEMPOTENCY_TTL", "idempotency_ttl_seconds", int)
         _num(env, values, "HERALD_REJECTION_TTL", "rejection_ttl_seconds", int)

@@ -138,6 +138,7 @@ def page(items: Sequence[T], limit: int, key: Any) -> tuple[Sequence[T], str | N
 
 def time_param(name: str) -> datetime | None:
     """An ISO 8601 query parameter as aware UTC (naive means UTC); 400 if unparseable."""
+    _once(name)
     raw = request.args.get(name)
     if raw is None:
         return None
@@ -155,12 +156,19 @@ def time_param(name: str) -> datetime | None:
 
 def choice_param(name: str, allowed: Sequence[str]) -> str | None:
     """A query parameter that must be one of ``allowed``."""
+    _once(name)
     raw = request.args.get(name)
     if raw is not None and raw not in allowed:
         raise ValidationFailed(
             f"`{name}` must be one of {', '.join(allowed)}", details={"field": name}
         )
     return raw
+
+
+def _once(name: str) -> None:
+    """400 for a filter given twice (``?status=a&status=b``: which one was meant?)."""
+    if len(request.args.getlist(name)) > 1:
+        raise ValidationFailed(f"give `{name}` at most once", details={"field": name})
 
 
 def iso(moment: datetime | None) -> str | None:

@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
+from app import cloudevents
 from app.api.common import (
     authorize,
     choice_param,
@@ -28,7 +29,7 @@ from app.api.common import (
 from app.auth import require_event, require_scope, visibility
 from app.envelope import read_envelope
 from app.errors import ClientError, NotFound, ValidationFailed
-from app.intake import RequestMeta, accept
+from app.intake import RequestMeta, accept, dry_run
 from app.logs import log_event
 from app.refusals import COUNTED
 from app.state import state
@@ -46,12 +47,27 @@ def post_event() -> Response:
     st = state()
     token: ApiToken | None = None
     name: str | None = None
+    dry = False
     try:
         token = st.tokens.authenticate(request.headers.get("Authorization"))
         require_scope(token, "events:write")
         st.limiter.check(token.name)
         refuse_unknown_query()
-        envelope = read_envelope(request, st.settings.max_body_bytes, st.settings.max_depth)
+        dry = choice_param("dry_run", ["true", "false"]) == "true"
+        if request.mimetype == cloudevents.BATCH:
+            if dry:
+                raise ValidationFailed(
+                    "a dry run takes one event, not a batch", details={"field": "dry_run"}
+                )
+            from app.api.intake import post_batch
+
+            return post_batch()
+        if cloudevents.is_cloudevent(request):
+            envelope = cloudevents.read_cloudevent(
+                request, st.settings.max_body_bytes, st.settings.max_depth
+            )
+        else:
+            envelope = read_envelope(request, st.settings.max_body_bytes, st.settings.max_depth)
         name = envelope.name
         meta = RequestMeta(token.name, request.remote_addr, g.request_id)
         log_event(
@@ -63,16 +79,20 @@ def post_event() -> Response:
             idempotency_key=envelope.key is not None,
         )
         require_event(token, name)
+        if dry:
+            plan = dry_run(st, envelope, meta)
+            return ok(plan, message=plan["message"])
         answer = accept(st, envelope, meta)
     except ClientError as exc:
-        _audit(exc, token, name)
+        if not dry:  # a dry run writes nothing, not even the audit of its refusal
+            audit(exc, token, name)
         raise
     response = jsonify(answer.body())
     response.status_code = 202
     return response
 
 
-def _audit(exc: ClientError, token: ApiToken | None, name: str | None) -> None:
+def audit(exc: ClientError, token: ApiToken | None, name: str | None) -> None:
     """Record and log a refused event; a database outage here loses only the audit row.
 
     A 401 or 429 is only counted (:class:`~app.refusals.Refusals`).
@@ -125,7 +145,19 @@ def get_event(event_id: str) -> Response:
             raise NotFound(f"no event with id {event_id!r}", details={"event_id": event_id})
         ids = [r["execution_id"] for r in event.routes]
         statuses = store.execution_statuses(session, ids)
-    return ok(event_json(event, statuses))
+        shown = event_json(event, statuses)
+        shown["deliveries"] = store.deliveries(session, event)
+        shown["replays"] = [
+            {
+                "id": r.id,
+                "mode": r.mode,
+                "token_name": r.token_name,
+                "at": iso(r.at),
+                "executions": r.executions,
+            }
+            for r in store.replays_of(session, event.id)
+        ]
+    return ok(shown)
 
 
 @bp.get("/events")
@@ -143,7 +175,14 @@ def list_events() -> Response:
         since=time_param("since"),
         until=time_param("until"),
         before_id=before_id,
+        delivery=choice_param("delivery", list(store.DELIVERY_STATES)),
+        delivery_since=time_param("delivery_since"),
     )
+    if where.delivery_since and where.delivery is None:
+        raise ValidationFailed(
+            "`delivery_since` needs `delivery` (the state the delivery reached)",
+            details={"field": "delivery_since"},
+        )
     if where.since and where.until and where.since > where.until:
         raise ValidationFailed("`since` is after `until`", details={"field": "since"})
     with state().sessions() as session:
@@ -160,6 +199,7 @@ def event_json(event: Event, statuses: dict[str, str] | None = None) -> dict[str
             "workflow_id": route["workflow_id"],
             "version": route.get("version", ""),
             "execution_id": route["execution_id"],
+            "trigger": route.get("trigger", event.name),
         }
         if statuses is not None:
             shown["execution_status"] = statuses.get(route["execution_id"])

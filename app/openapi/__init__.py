@@ -21,11 +21,13 @@ from flask import Blueprint, Response, jsonify
 from app.openapi.common import COMMON_SCHEMAS, Section
 from app.openapi.events import EVENTS
 from app.openapi.executions import EXECUTIONS
+from app.openapi.intake import INTAKE
 from app.openapi.workflows import HEALTH, WORKFLOWS
 
 #: blueprint module -> its default section
 SECTIONS: dict[str, Section] = {
     "app.api.events": EVENTS,
+    "app.api.intake": INTAKE,
     "app.api.workflows": WORKFLOWS,
     "app.api.health": HEALTH,
     "app.api.executions": EXECUTIONS,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from app.envelope import MAX_KEY, MAX_NAME, NAME
 from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_body, path_id, ref
+from app.openapi.intake import ENTRY
+from workflows.store.events import DELIVERY_STATES
 
 #: who reads which events: said on every read operation
 READ_SCOPE = (
@@ -37,13 +39,42 @@ EVENTS: Section = {
                         "schema": {"type": "string"},
                         "description": "Echoed back (or generated) and recorded on the event.",
                     },
+                    *(
+                        {
+                            "name": f"ce-{attribute}",
+                            "in": "header",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": f"CloudEvents binary mode: the `{attribute}` "
+                            "attribute (with `ce-specversion: 1.0`, the body is the data).",
+                        }
+                        for attribute in ("specversion", "id", "source", "type")
+                    ),
+                    {
+                        "name": "dry_run",
+                        "in": "query",
+                        "required": False,
+                        "schema": {"enum": ["true", "false"]},
+                        "description": "`true`: validate and route only, and answer 200 with "
+                        "what would run and why; nothing is written or published.",
+                    },
                 ],
                 "requestBody": {
                     "required": True,
-                    "content": {"application/json": {"schema": ref("EventRequest")}},
+                    "content": {
+                        "application/json": {"schema": ref("EventRequest")},
+                        "application/cloudevents+json": {"schema": ref("CloudEvent")},
+                        "application/cloudevents-batch+json": {
+                            "schema": {"type": "array", "minItems": 1, "items": ENTRY}
+                        },
+                    },
                 },
                 "responses": {
+                    "200": json_body(ref("DryRun"), "A dry run: what would run, and why."),
                     "202": json_body(ref("EventAccepted"), "Accepted (committed) or replayed."),
+                    "207": json_body(
+                        ref("BatchResult"), "A CloudEvents batch: one result per event."
+                    ),
                     "400": error("Malformed body; `details.field` names the field."),
                     "401": ERRORS_READ["401"],
                     "403": error("The token lacks `events:write` or may not send this name."),
@@ -87,6 +118,20 @@ EVENTS: Section = {
                         "schema": {"type": "integer", "minimum": 1, "maximum": 200},
                     },
                     {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+                    {
+                        "name": "delivery",
+                        "in": "query",
+                        "schema": {"enum": list(DELIVERY_STATES)},
+                        "description": "Only events with a delivery (event, workflow) whose "
+                        "current execution is in this state.",
+                    },
+                    {
+                        "name": "delivery_since",
+                        "in": "query",
+                        "schema": {"type": "string", "format": "date-time"},
+                        "description": "With `delivery`: reached at or after this time "
+                        "(`delivery=failed&delivery_since=...`: failed in the last hour).",
+                    },
                 ],
                 "responses": {
                     "200": json_body(ref("EventList"), "A page of events."),
@@ -144,6 +189,11 @@ EVENTS: Section = {
                                 "properties": {
                                     "workflow_id": {"type": "string"},
                                     "execution_id": {"type": "string"},
+                                    "trigger": {
+                                        "type": "string",
+                                        "description": "The trigger name that matched: the "
+                                        "event's name or a wildcard pattern (`order.*`).",
+                                    },
                                 },
                             },
                         },
@@ -214,6 +264,7 @@ EVENTS: Section = {
                             "workflow_id": {"type": "string"},
                             "version": {"type": "string"},
                             "execution_id": {"type": "string"},
+                            "trigger": {"type": "string"},
                             "execution_status": {"type": ["string", "null"]},
                         },
                     },
@@ -229,7 +280,45 @@ EVENTS: Section = {
         "EventResponse": {
             "type": "object",
             "required": ["success", "data"],
-            "properties": {"success": {"const": True}, "data": ref("Event")},
+            "properties": {
+                "success": {"const": True},
+                "data": {
+                    "allOf": [ref("Event")],
+                    "required": ["deliveries", "replays"],
+                    "properties": {
+                        "replays": {
+                            "type": "array",
+                            "description": "Each replay of the event: who, when, what it "
+                            "started (`executions`: workflow_id, execution_id, replaces).",
+                            "items": {
+                                "type": "object",
+                                "required": ["id", "mode", "token_name", "at", "executions"],
+                                "properties": {
+                                    "id": {"type": "string"},
+                                    "mode": {"enum": ["all", "failed"]},
+                                    "token_name": {"type": "string"},
+                                    "at": {"type": "string", "format": "date-time"},
+                                    "executions": {"type": "array", "items": {"type": "object"}},
+                                },
+                            },
+                        },
+                        "deliveries": {
+                            "type": "array",
+                            "items": {
+                                "type": "object",
+                                "required": ["workflow_id", "state", "execution_id"],
+                                "properties": {
+                                    "workflow_id": {"type": "string"},
+                                    "state": {"enum": list(DELIVERY_STATES)},
+                                    "execution_id": {"type": ["string", "null"]},
+                                    "executions": {"type": "integer", "minimum": 0},
+                                    "replays": {"type": "integer", "minimum": 0},
+                                },
+                            },
+                        },
+                    },
+                },
+            },
         },
         "EventList": {
             "type": "object",

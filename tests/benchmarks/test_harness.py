@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks.baseline import HOP_TASK, SHARED_SETTINGS, make_baseline, read_marks
-from benchmarks.compare import compare
+from benchmarks.compare import batch_comparison, compare
 from benchmarks.drain import DrainPlan
 from benchmarks.errors import BenchmarkError
+from benchmarks.ingestion import batch_body
 from benchmarks.loadgen import build_request, read_response
 from benchmarks.project import (
     DRAIN_EVENT,
@@ -28,6 +29,7 @@ from benchmarks.project import (
 )
 from benchmarks.report import render_markdown, write_all
 from benchmarks.results import (
+    BatchIngestionRun,
     BenchReport,
     DrainRound,
     HotPathProfile,
@@ -285,3 +287,17 @@ def test_baseline_runs_with_heralds_celery_settings(tmp_path: Path) -> None:
         assert app.conf.task_acks_late is True
         assert app.conf.worker_prefetch_multiplier == 1
     assert [name for name in second.tasks if name.startswith("bench.")] == [HOP_TASK]
+
+
+def test_batch_ingestion_is_met_only_at_the_rate_and_with_every_entry_committed() -> None:
+    latency = Summary(10, 50.0, 50.0, 60.0, 70.0, 80.0)
+    fast = BatchIngestionRun(4, 500, 2.0, 60, 0, 15_000.0, latency, rows=30_000)
+    lost = BatchIngestionRun(4, 500, 2.0, 60, 0, 15_000.0, latency, rows=29_999)
+    slow = BatchIngestionRun(4, 500, 2.0, 20, 0, 5_000.0, latency, rows=10_000)
+    assert batch_comparison(fast).met is True
+    assert batch_comparison(lost).met is False and not lost.durable
+    assert batch_comparison(slow).met is False
+    report = _report()
+    report.batch_ingestion = [fast]
+    assert "| 4 x 500 | 15,000 |" in render_markdown(report)
+    assert len(json.loads(batch_body(500))["events"]) == 500

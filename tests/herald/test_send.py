@@ -15,7 +15,7 @@ from werkzeug.serving import make_server
 
 from herald.cli import cli
 from herald.send import default_token
-from tests.app.conftest import closed_port
+from tests.app.conftest import closed_port, count_events
 
 
 @pytest.fixture
@@ -78,3 +78,41 @@ def test_unreachable_api(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["send", "a.b", "--url", url, "--token", "x"])
     assert result.exit_code == 1
     assert f"cannot reach the herald API at {url}" in result.output
+
+
+def test_send_batch_posts_a_jsonl_file_in_chunks_and_exits_1_on_a_refused_entry(
+    base_url: str, clean_db: Engine, tmp_path: Path
+) -> None:
+    lines = [json.dumps({"name": "nobody.listens", "payload": {"n": n}}) for n in range(5)]
+    good = tmp_path / "events.jsonl"
+    good.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    env = {"HERALD_TOKEN": "test-token"}
+    result = CliRunner().invoke(
+        cli, ["send", "--batch", str(good), "--batch-size", "2", "--url", base_url], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output.count("HTTP 207") == 3  # 2 + 2 + 1
+    assert count_events(clean_db) == 5
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(lines[0] + '\n{"name": "no"}\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["send", "--batch", str(bad), "--url", base_url], env=env)
+    assert result.exit_code == 1
+    assert '"accepted": 1' in result.output and '"field": "name"' in result.output
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text("{\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["send", "--batch", str(broken), "--url", base_url], env=env)
+    assert result.exit_code == 2 and "broken.jsonl:1: not valid JSON" in result.output
+
+
+def test_send_dry_run_stores_nothing(base_url: str, clean_db: Engine) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["send", "nobody.listens", '{"x": 1}', "--dry-run", "--url", base_url],
+        env={"HERALD_TOKEN": "test-token"},
+    )
+    assert result.exit_code == 0, result.output
+    answer = json.loads(result.stdout.split("\n", 1)[1])
+    assert answer["data"]["dry_run"] is True and answer["data"]["workflows"] == []
+    assert count_events(clean_db) == 0

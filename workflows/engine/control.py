@@ -55,6 +55,12 @@ def resume(
             f"only a failed execution can be retried; {execution_id!r} is {execution.status}",
             details={"status": execution.status},
         )
+    if execution.superseded_by is not None:
+        raise ExecutionConflict(
+            f"execution {execution_id!r} was replayed as {execution.superseded_by!r}; "
+            "retry that one instead",
+            details={"superseded_by": execution.superseded_by},
+        )
     failed = store.last_failed_step(session, execution_id)
     if failed is None:
         raise ExecutionConflict(

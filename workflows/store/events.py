@@ -7,17 +7,30 @@ make one row, because the insert does nothing on conflict with the unique constr
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Insert,
+    TextualSelect,
+    and_,
+    false,
+    func,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from workflows.store.models import Event, Execution, Rejection
+from workflows.model import EventStatus, ExecutionStatus
+from workflows.store.models import Event, Execution, Rejection, Replay
 
 
 @cache
@@ -49,6 +62,46 @@ def insert_event(db: Session | Connection, values: Mapping[str, Any]) -> bool:
     connection = db.connection() if isinstance(db, Session) else db
     statement = _insert_ignoring_conflicts(connection.dialect.name)
     return connection.execute(statement, dict(values)).scalar_one_or_none() is not None
+
+
+def insert_events(db: Session | Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert event rows in one statement; the ids inserted (a row whose key is taken: not).
+
+    Every row has the same keys. On PostgreSQL the rows travel as one JSON parameter:
+    ``INSERT INTO events (...) SELECT ... FROM jsonb_populate_recordset(NULL::events, :rows)
+    ON CONFLICT DO NOTHING RETURNING id`` (a short statement, prepared once, whatever
+    the batch's size; a ``VALUES`` list of 500 rows costs more to build and parse than
+    to run). On SQLite, one multi-row ``INSERT ... VALUES``.
+    """
+    if not rows:
+        return set()
+    connection = db.connection() if isinstance(db, Session) else db
+    if connection.dialect.name == "postgresql":
+        statement = _insert_json_rows(tuple(rows[0]))
+        parameter = json.dumps(rows, default=_json_default, separators=(",", ":"))
+        return set(connection.execute(statement, {"rows": parameter}).scalars())
+    return set(
+        connection.execute(_insert_ignoring_conflicts(connection.dialect.name), rows).scalars()
+    )
+
+
+@cache
+def _insert_json_rows(columns: tuple[str, ...]) -> TextualSelect:
+    table = Event.metadata.tables[Event.__tablename__]
+    unknown = set(columns) - set(table.c.keys())
+    assert not unknown, f"not columns of events: {unknown}"
+    names = ", ".join(columns)
+    return text(
+        f"INSERT INTO events ({names}) SELECT {names} "
+        "FROM jsonb_populate_recordset(NULL::events, CAST(:rows AS jsonb)) "
+        "ON CONFLICT (token_name, idempotency_key) DO NOTHING RETURNING id"
+    ).columns(id=table.c.id.type)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} in an event row")
 
 
 def find_by_idempotency_key(session: Session, token_name: str, key: str) -> Event | None:
@@ -110,6 +163,50 @@ class EventFilter:
     since: datetime | None = None
     until: datetime | None = None
     before_id: str | None = None
+    #: events with a delivery in this state (:data:`DELIVERY_STATES`) ...
+    delivery: str | None = None
+    #: ... that got there at or after this time
+    delivery_since: datetime | None = None
+
+
+#: a delivery's state -> the statuses of its current execution in that state
+DELIVERY_STATES: dict[str, tuple[str, ...]] = {
+    "planned": (),  # routed, no execution yet (the event is not dispatched)
+    "started": (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value),
+    "succeeded": (ExecutionStatus.SUCCEEDED.value,),
+    "failed": (ExecutionStatus.FAILED.value,),
+    "filtered": (),  # a trigger filter said no (no trigger has a filter yet)
+    "cancelled": (ExecutionStatus.CANCELLED.value,),
+}
+
+
+def delivery_state(execution_status: str | None) -> str:
+    """The state of a delivery whose current execution has ``execution_status`` (None: none)."""
+    if execution_status is None:
+        return "planned"
+    for state, statuses in DELIVERY_STATES.items():
+        if execution_status in statuses:
+            return state
+    return "started"
+
+
+def delivery_clause(state: str, since: datetime | None) -> ColumnElement[bool]:
+    """Events with a delivery in ``state`` (reached at or after ``since``): an EXISTS on the
+    current executions, by ``executions.event_id`` (indexed)."""
+    if state == "planned":
+        clause: ColumnElement[bool] = Event.status == EventStatus.ACCEPTED.value
+        return clause if since is None else and_(clause, Event.received_at >= since)
+    if state == "filtered":
+        return false()
+    when = func.coalesce(Execution.finished_at, Execution.started_at, Execution.created_at)
+    current = select(Execution.id).where(
+        Execution.event_id == Event.id,
+        Execution.superseded_by.is_(None),
+        Execution.status.in_(DELIVERY_STATES[state]),
+    )
+    if since is not None:
+        current = current.where(when >= since)
+    return current.exists()
 
 
 def list_events(
@@ -132,7 +229,58 @@ def list_events(
         query = query.where(Event.received_at < where.until)
     if where.before_id is not None:
         query = query.where(Event.id < where.before_id)
+    if where.delivery is not None:
+        query = query.where(delivery_clause(where.delivery, where.delivery_since))
     return list(session.scalars(query))
+
+
+def deliveries(session: Session, event: Event) -> list[dict[str, Any]]:
+    """One record per (event, workflow): its state, current execution, and every execution.
+
+    Built from ``events.routes`` and the event's executions (one indexed read), not
+    kept in a table: no step or execution change has anything more to write.
+    """
+    rows = session.execute(
+        select(
+            Execution.id,
+            Execution.workflow_id,
+            Execution.status,
+            Execution.superseded_by,
+            Execution.replay_id,
+            Execution.finished_at,
+        )
+        .where(Execution.event_id == event.id)
+        .order_by(Execution.id)
+    ).all()
+    by_workflow: dict[str, list[Any]] = {}
+    for route in event.routes:
+        by_workflow.setdefault(route["workflow_id"], [])
+    for row in rows:
+        by_workflow.setdefault(row.workflow_id, []).append(row)
+    out = []
+    for workflow_id, executions in by_workflow.items():
+        current = next((e for e in executions if e.superseded_by is None), None)
+        out.append(
+            {
+                "workflow_id": workflow_id,
+                "state": delivery_state(current.status if current else None),
+                "execution_id": current.id if current else _planned_id(event, workflow_id),
+                "executions": len(executions),
+                "replays": sum(1 for e in executions if e.replay_id is not None),
+            }
+        )
+    return out
+
+
+def replays_of(session: Session, event_id: str) -> list[Replay]:
+    """The replays of an event, oldest first."""
+    return list(
+        session.scalars(select(Replay).where(Replay.event_id == event_id).order_by(Replay.id))
+    )
+
+
+def _planned_id(event: Event, workflow_id: str) -> str | None:
+    return next((r["execution_id"] for r in event.routes if r["workflow_id"] == workflow_id), None)
 
 
 def execution_statuses(session: Session, execution_ids: Iterable[str]) -> dict[str, str]:

@@ -116,9 +116,29 @@ class Execution(Base):
     error: Mapped[Any | None]
     #: steps created so far (bounded by the workflow's max_steps)
     step_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: the replay that started it (None: started by the event's dispatch)
+    replay_id: Mapped[str | None] = mapped_column(String(40))
+    #: the execution of a later replay of the same event and workflow that replaces it
+    superseded_by: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class Replay(Base):
+    """An event started again: who asked, when, how, and the executions it started."""
+
+    __tablename__ = "replays"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    event_id: Mapped[str] = mapped_column(ForeignKey("events.id"), index=True)
+    #: ``all`` or ``failed``
+    mode: Mapped[str] = mapped_column(String(16))
+    token_name: Mapped[str] = mapped_column(String(100))
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: [{"workflow_id", "execution_id", "replaces"}]
+    executions: Mapped[list[Any]]
 
 
 class Step(Base):

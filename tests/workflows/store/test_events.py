@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from workflows.ids import new_id
 from workflows.store import db
 from workflows.store import events as store
-from workflows.store.models import Execution
+from workflows.store.models import Event, Execution
 
 
 def values(**changes: Any) -> dict[str, Any]:
@@ -132,3 +132,40 @@ def test_execution_statuses_of_existing_rows(engine: Engine) -> None:
 def test_as_utc_handles_naive_sqlite_times() -> None:
     naive = datetime(2026, 1, 1, 12, 0)
     assert store.as_utc(naive) == datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+def test_insert_events_writes_every_row_once_and_skips_a_taken_key(
+    backend: str, clean_db: Engine, tmp_path: Path
+) -> None:
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'h.db'}"
+        db.upgrade(url)
+        engine = db.make_engine(url)
+    else:
+        engine = clean_db
+
+    def row(key: str | None) -> dict[str, Any]:
+        return {
+            "id": new_id("evt"),
+            "name": "order.created",
+            "payload": {"n": 1, "text": 'é "q" \\ x'},
+            "status": "accepted",
+            "routes": [{"workflow_id": "w", "version": "", "execution_id": new_id("exe")}],
+            "token_name": "t",
+            "idempotency_key": key,
+            "received_at": datetime.now(UTC),
+            "publish_count": 1,
+        }
+
+    first = [row("a"), row(None), row(None)]
+    with engine.begin() as conn:
+        assert store.insert_events(conn, first) == {r["id"] for r in first}
+    again = [row("a"), row("b")]
+    with engine.begin() as conn:
+        assert store.insert_events(conn, again) == {again[1]["id"]}
+    with Session(engine) as session:
+        stored = session.get(Event, first[0]["id"])
+        assert stored is not None and stored.payload == {"n": 1, "text": 'é "q" \\ x'}
+        assert stored.routes == first[0]["routes"] and stored.publish_count == 1
+        assert store.as_utc(stored.received_at) == first[0]["received_at"]
