@@ -2,11 +2,13 @@
 
 It refuses to start on an unmigrated database or on invalid definitions (every
 problem printed). Each worker gets a unique node name, so several may run on
-one host; each one sweeps (recovers lost work) when it starts and periodically.
+one host; each one sweeps (recovers lost work) when it starts and periodically,
+and beats in the ``workers`` table.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -62,7 +64,9 @@ def command(
     from workers import logs, runtime
     from workers.agents import check_providers
     from workers.celery_app import Queues, make_celery
+    from workers.heartbeat import HeartbeatStep
     from workers.sweep import SweepStep
+    from workflows.ids import new_id
 
     try:
         settings = Settings.from_env()
@@ -83,12 +87,15 @@ def command(
     for line in check_providers(project):
         logs.log_event("worker.agent_unavailable", level=logging.WARNING, problem=line)
     celery: Celery = make_celery(settings)
+    celery.steps["worker"].add(HeartbeatStep)
     celery.steps["worker"].add(SweepStep)
     node = host_format(default_nodename(hostname or f"herald-{uuid.uuid4().hex[:8]}@%h"))
     # a threads pool shares one engine between its threads: one connection each
     pool_size = (concurrency or os.cpu_count() or 2) if pool == "threads" else 2
-    runtime.configure(settings, project, celery=celery, pool_size=pool_size)
-    worker_ready.connect(_ready, weak=False, dispatch_uid="herald.worker.ready")
+    worker_id = new_id("wkr")
+    runtime.configure(settings, project, celery=celery, pool_size=pool_size, worker_id=worker_id)
+    ready = functools.partial(_ready, worker_id=worker_id)
+    worker_ready.connect(ready, weak=False, dispatch_uid="herald.worker.ready")
     worker = celery.Worker(
         hostname=node,
         pool_cls=pool,
@@ -115,8 +122,12 @@ def _queues(raw: str, queues: object) -> list[str]:
     return [getattr(queues, name) for name in names]
 
 
-def _ready(sender: object = None, **_: object) -> None:
+def _ready(sender: object = None, *, worker_id: str, **_: object) -> None:
     """Log that the worker consumes its queues (tests and operators wait for this line)."""
     from workers.logs import log_event
 
-    log_event("worker.ready", hostname=getattr(sender, "hostname", None))
+    log_event(
+        "worker.ready",
+        hostname=getattr(sender, "hostname", None),
+        worker_id=worker_id,
+    )

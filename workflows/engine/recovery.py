@@ -7,8 +7,10 @@ SQLite serialises writers anyway), and returns what to publish after commit:
 - events still ``accepted`` past the dispatch deadline (the wait grows with each publish);
 - steps ``queued`` past the step deadline (``queued_at`` is reset when re-published);
 - ``retrying`` steps whose backoff has passed (long backoffs only live in the database);
-- ``running`` steps whose lease has passed: their worker is presumed lost,
-  ``lost`` + 1, re-queued, or failed (following ``on_error``) past the redelivery cap.
+- ``running`` steps whose worker is dead (no heartbeat for ``worker_dead_after_seconds``,
+  or stopped) or whose lease has passed: ``lost`` + 1, re-queued, or failed
+  (following ``on_error``) past the redelivery cap. The heartbeat finds a dead
+  worker within seconds; the lease is the fallback for a step no live worker row vouches for.
 
 The Celery side runs it from a thread of every worker and as ``herald sweep``.
 """
@@ -27,12 +29,15 @@ from workflows.engine.progress import fail_execution, give_up, lost_too_often
 from workflows.model import ExecutionStatus, Project, StepStatus
 from workflows.settings import Settings
 from workflows.store import recovery as found
+from workflows.store import workers
 from workflows.store.models import Execution, Step
 
 #: the advisory lock that keeps two sweeps from running at once ("herald" in ASCII)
 LOCK_KEY = 0x686572616C64
 #: rows of each kind handled per pass
 BATCH = 500
+#: how long the rows of workers that stopped or died are kept (``GET /api/v1/workers``)
+WORKER_RETENTION = timedelta(days=7)
 
 
 @dataclass
@@ -44,6 +49,9 @@ class SweepReport:
     events: list[str] = field(default_factory=list)
     queued: list[str] = field(default_factory=list)
     retries: list[str] = field(default_factory=list)
+    #: running steps of dead workers, requeued
+    orphaned: list[str] = field(default_factory=list)
+    #: running steps whose lease passed, requeued
     lost: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     publish: list[Message] = field(default_factory=list)
@@ -53,13 +61,25 @@ class SweepReport:
     @property
     def total(self) -> int:
         """How many rows this pass acted on."""
-        return sum(len(x) for x in (self.events, self.queued, self.retries, self.lost, self.failed))
+        kinds = (self.events, self.queued, self.retries, self.orphaned, self.lost, self.failed)
+        return sum(len(x) for x in kinds)
 
 
 def sweep(
-    session: Session, project: Project, settings: Settings, *, now: datetime, batch: int = BATCH
+    session: Session,
+    project: Project,
+    settings: Settings,
+    *,
+    now: datetime,
+    batch: int = BATCH,
+    judge_workers: bool = True,
 ) -> SweepReport:
-    """One recovery pass in the caller's transaction; safe on several processes at once."""
+    """One recovery pass in the caller's transaction; safe on several processes at once.
+
+    ``judge_workers=False`` leaves the steps of silent workers alone in this pass:
+    a caller that could not reach the database for a while cannot tell a dead
+    worker from one whose heartbeats failed for the same reason.
+    """
     report = SweepReport()
     if not _lock(session):
         report.skipped = True
@@ -78,8 +98,30 @@ def sweep(
     for step, execution in retries:
         report.publish += requeue(project, execution, step, now=now)
         report.retries.append(step.id)
+    orphans: list[found.Found] = []
+    if judge_workers:
+        dead_after = settings.worker_dead_after_seconds
+        orphans = found.steps_of_dead_workers(session, now=now, dead_after=dead_after, limit=batch)
+        _reclaim(session, project, settings, orphans, report.orphaned, report, now=now)
+        workers.prune(session, before=now - WORKER_RETENTION)
     leases = found.expired_leases(session, now=now, limit=batch)
-    for step, execution in leases:
+    _reclaim(session, project, settings, leases, report.lost, report, now=now)
+    report.more = any(len(kind) >= batch for kind in (events, queued, retries, orphans, leases))
+    return report
+
+
+def _reclaim(
+    session: Session,
+    project: Project,
+    settings: Settings,
+    steps: Sequence[found.Found],
+    requeued: list[str],
+    report: SweepReport,
+    *,
+    now: datetime,
+) -> None:
+    """Running steps whose worker is gone: ``lost`` + 1, requeued, or given up past the cap."""
+    for step, execution in steps:
         step.lost += 1
         if step.lost > settings.redelivery_cap:
             message = lost_too_often(step, settings.redelivery_cap)
@@ -87,9 +129,7 @@ def sweep(
             report.failed.append(step.id)
         else:
             report.publish += requeue(project, execution, step, now=now)
-            report.lost.append(step.id)
-    report.more = any(len(kind) >= batch for kind in (events, queued, retries, leases))
-    return report
+            requeued.append(step.id)
 
 
 def requeue(project: Project, execution: Execution, step: Step, *, now: datetime) -> list[Publish]:

@@ -1,4 +1,4 @@
-"""What the recovery sweep looks for: late events and steps, due retries, lost leases.
+"""What the recovery sweep looks for: late events and steps, due retries, dead workers, leases.
 
 Each query locks what it returns, skipping rows another transaction holds. The
 step queries keep herald's one lock order, execution before step: they lock the
@@ -16,7 +16,8 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from workflows.model import EventStatus, StepStatus
-from workflows.store.models import Event, Execution, Step
+from workflows.store import workers
+from workflows.store.models import Event, Execution, Step, Worker
 
 #: publishes after which an event's wait stops doubling
 BACKOFF_CAP = 6
@@ -108,6 +109,23 @@ def due_retries(session: Session, *, now: datetime, deadline: float, limit: int)
             (Step.queued_at < Step.not_before) | (Step.queued_at <= stale),
         ),
         Step.not_before,
+        limit,
+    )
+
+
+def steps_of_dead_workers(
+    session: Session, *, now: datetime, dead_after: float, limit: int
+) -> list[Found]:
+    """Running steps whose worker is gone: silent for ``dead_after`` seconds, or stopped.
+
+    A step claimed by no known worker (``worker_id`` empty, or its row pruned)
+    is left to its lease.
+    """
+    gone = select(Worker.id).where(workers.dead(now, dead_after))
+    return _locked(
+        session,
+        (Step.status == StepStatus.RUNNING.value, Step.worker_id.in_(gone.scalar_subquery())),
+        Step.started_at,
         limit,
     )
 

@@ -1,0 +1,176 @@
+"""Workers that die whole: real ``herald worker`` processes, SIGKILLed with their pool.
+
+Each test has a redis-server of its own (a killed worker leaves its message
+unacknowledged there: the shared Redis stays clean). Workers beat every second
+and are presumed dead after 5 s of silence (``worker_env``); the step of
+``engine.stall`` sleeps on its first run only, with a timeout of 300 s, so its
+lease (340 s) never helps.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.support import RedisServer
+from tests.workers.conftest import WorkerProcess, accept, all_finished, wait_for
+from workers.celery_app import DISPATCH_TASK, make_celery
+from workflows.model import Project
+from workflows.settings import Settings
+from workflows.store import db
+from workflows.store.models import Execution, Step, Worker
+
+pytestmark = pytest.mark.integration
+
+#: what the issue allows between the kill and the end of the execution
+RECOVERY_BUDGET = 45.0
+
+
+@pytest.fixture
+def sessions(clean_db: Any) -> sessionmaker[Session]:
+    return db.make_sessionmaker(clean_db)
+
+
+def _stall(
+    sessions: sessionmaker[Session],
+    project: Project,
+    broker: RedisServer,
+    queue_prefix: str,
+    calls: Path,
+    seconds: float,
+) -> str:
+    """Accept and dispatch an ``engine.stall`` event; its execution's id."""
+    event_id, (execution_id,) = accept(
+        sessions, project, "engine.stall", {"seconds": seconds, "calls": str(calls)}
+    )
+    celery = make_celery(Settings(broker_url=broker.url, queue_prefix=queue_prefix))
+    celery.send_task(DISPATCH_TASK, args=[event_id])
+    return execution_id
+
+
+def _runs(calls: Path) -> list[str]:
+    """The pids of the tool's runs so far."""
+    return calls.read_text().split() if calls.exists() else []
+
+
+def _steps(sessions: sessionmaker[Session], execution_id: str) -> list[Step]:
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(Step).where(Step.execution_id == execution_id).order_by(Step.seq)
+            )
+        )
+
+
+def _worker(sessions: sessionmaker[Session], process: WorkerProcess) -> Worker:
+    with sessions() as session:
+        found = session.scalars(select(Worker).where(Worker.hostname == process.hostname)).one()
+        return found
+
+
+def _executions_of(sessions: sessionmaker[Session], execution_id: str) -> int:
+    with sessions() as session:
+        event_id = session.scalar(select(Execution.event_id).where(Execution.id == execution_id))
+        return int(
+            session.scalar(
+                select(func.count()).select_from(Execution).where(Execution.event_id == event_id)
+            )
+            or 0
+        )
+
+
+def _assert_recovered_once(
+    sessions: sessionmaker[Session], execution_id: str, calls: Path, killed: WorkerProcess
+) -> Step:
+    """The stalled step ran twice (killed, then again), was recorded once, and so was the rest."""
+    stall, after = _steps(sessions, execution_id)
+    assert (stall.task_id, stall.status, stall.attempts, stall.lost) == ("stall", "succeeded", 2, 1)
+    assert (after.task_id, after.status, after.attempts, after.lost) == ("after", "succeeded", 1, 0)
+    assert after.input == {"first": False}  # the next step saw the second run's output
+    assert len(_runs(calls)) == 2
+    assert _executions_of(sessions, execution_id) == 1
+    assert stall.worker is not None and not stall.worker.startswith(killed.hostname)
+    with sessions() as session:
+        assert session.get(Execution, execution_id).status == "succeeded"  # type: ignore[union-attr]
+    return stall
+
+
+def test_a_worker_killed_whole_mid_step_is_replaced_and_the_step_runs_again_within_45s(
+    private_redis: RedisServer,
+    start_worker: Callable[..., WorkerProcess],
+    sessions: sessionmaker[Session],
+    engine_project: Project,
+    queue_prefix: str,
+    tmp_path: Path,
+) -> None:
+    env = {"HERALD_BROKER_URL": private_redis.url}
+    victim = start_worker(env=env)
+    calls = tmp_path / "calls"
+    execution_id = _stall(sessions, engine_project, private_redis, queue_prefix, calls, 120)
+    wait_for(lambda: _runs(calls), timeout=20, what="the step to start")
+    running = _steps(sessions, execution_id)[0]
+    assert running.status == "running"
+    assert running.worker_id == _worker(sessions, victim).id  # the step names its worker
+    started = running.started_at
+    assert started is not None
+    # the heartbeat keeps beating while the 120 s tool runs (in a pool process)
+    wait_for(
+        lambda: (_worker(sessions, victim).last_seen_at - started).total_seconds() > 2.5,
+        timeout=10,
+        what="heartbeats during the step",
+    )
+
+    killed_at = time.monotonic()
+    victim.kill_group()
+    start_worker(env=env)  # a fresh worker, as an orchestrator would start
+    wait_for(
+        lambda: all_finished(sessions, [execution_id]),
+        timeout=RECOVERY_BUDGET,
+        what="the execution after the kill",
+    )
+    recovered = time.monotonic() - killed_at
+
+    _assert_recovered_once(sessions, execution_id, calls, victim)
+    dead = _worker(sessions, victim)
+    assert dead.stopped_at is None  # it never said goodbye: it was found silent
+    print(f"\nrecovery after SIGKILL of the worker's process group: {recovered:.1f} s")
+    assert recovered < RECOVERY_BUDGET
+
+
+def test_a_worker_that_never_comes_back_leaves_its_step_to_the_running_ones_exactly_once(
+    private_redis: RedisServer,
+    start_worker: Callable[..., WorkerProcess],
+    sessions: sessionmaker[Session],
+    engine_project: Project,
+    queue_prefix: str,
+    tmp_path: Path,
+) -> None:
+    env = {"HERALD_BROKER_URL": private_redis.url}
+    victim = start_worker(env=env)
+    calls = tmp_path / "calls"
+    execution_id = _stall(sessions, engine_project, private_redis, queue_prefix, calls, 120)
+    wait_for(lambda: _runs(calls), timeout=20, what="the step to start")
+    # two workers already running, both sweeping every 0.5 s: the step is requeued once
+    survivors = [start_worker(env=env), start_worker(env=env)]
+
+    killed_at = time.monotonic()
+    victim.kill_group()
+    wait_for(
+        lambda: all_finished(sessions, [execution_id]),
+        timeout=RECOVERY_BUDGET,
+        what="the execution after the kill",
+    )
+    recovered = time.monotonic() - killed_at
+
+    stall = _assert_recovered_once(sessions, execution_id, calls, victim)
+    assert stall.publish_count == 2  # dispatch's publish, then the one requeue
+    assert stall.worker is not None
+    assert any(stall.worker.startswith(s.hostname) for s in survivors)
+    print(f"\nrecovery by an already-running worker: {recovered:.1f} s")
+    assert recovered < RECOVERY_BUDGET
