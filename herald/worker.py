@@ -3,7 +3,8 @@
 It refuses to start on an unmigrated database or on invalid definitions (every
 problem printed). Each worker gets a unique node name, so several may run on
 one host; each one sweeps (recovers lost work) when it starts and periodically,
-and beats in the ``workers`` table.
+beats in the ``workers`` table, and on SIGTERM lets its running steps finish
+for ``HERALD_SHUTDOWN_GRACE`` seconds before it hands the rest back.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from celery import bootsteps
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from workers import shutdown
 from workers.logs import log_event
 from workers.runtime import Runtime
 from workers.sweep import sweep_runtime
@@ -143,10 +144,13 @@ def _version() -> str:
 
 
 class HeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]
-    """A worker bootstep: the heartbeat from start to stop.
+    """A worker bootstep: the heartbeat from start to stop, and the warm shutdown's grace.
 
     Started once the pool is up, before the worker consumes anything, so that the
-    row exists before this worker claims a step; stopped when the worker shuts down.
+    row exists before this worker claims a step. Stopped (SIGTERM: warm shutdown)
+    after Celery stops consuming and before the pool stops: it lets running steps
+    finish for ``shutdown_grace_seconds``, hands back the rest, then marks the
+    worker stopped. A cold shutdown (SIGQUIT) hands back at once.
     """
 
     requires = ("celery.worker.components:Pool",)
@@ -176,9 +180,22 @@ class HeartbeatStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self.heartbeat.start()
 
     def stop(self, parent: Any) -> None:
-        """Mark the row stopped."""
+        """Warm shutdown: the grace, the hand-back, then the row marked stopped."""
+        if self.rt is not None:
+            self._shutdown(parent, self.rt.settings.shutdown_grace_seconds)
+
+    def terminate(self, parent: Any) -> None:
+        """Cold shutdown: hand back at once, then mark the row stopped."""
+        self._shutdown(parent, 0.0)
+
+    def _shutdown(self, parent: Any, grace: float) -> None:
         heartbeat, rt = self.heartbeat, self.rt
         self.heartbeat = self.rt = None
-        if heartbeat is not None and rt is not None:
-            heartbeat.stop()
-            rt.close()
+        if heartbeat is None or rt is None:
+            return
+        heartbeat.stopping()
+        handed = shutdown.drain(rt, heartbeat.worker_id, grace)
+        if handed != []:
+            shutdown.stop_attempts(parent.pool, handed)
+        heartbeat.stop()
+        rt.close()

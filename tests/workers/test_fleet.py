@@ -229,6 +229,24 @@ def test_a_late_redelivery_of_a_dead_workers_message_does_not_reclaim_the_step_a
     assert (_step(rt, step.id).attempts, _step(rt, step.id).lost) == (3, 2)
 
 
+def test_hand_back_requeues_a_stopping_workers_steps_at_once_without_counting_a_loss(
+    rt: Runtime,
+) -> None:
+    leaving = _register(rt, seen=utcnow())
+    other = _register(rt, seen=utcnow())
+    step = _running_step(rt, leaving, message_id="m-leaving")
+    kept = _running_step(rt, other)
+
+    with rt.sessions.begin() as session:
+        handed, messages = recovery.hand_back(session, rt.project, leaving, now=utcnow())
+
+    assert [(s.id, s.message_id) for s in handed] == [(step.id, "m-leaving")]
+    assert [m.step_id for m in messages] == [step.id]
+    back = _step(rt, step.id)
+    assert (back.status, back.attempts, back.lost, back.lease_until) == ("queued", 1, 0, None)
+    assert _step(rt, kept.id).status == "running"
+
+
 def test_the_heartbeat_writes_the_row_beats_re_registers_and_marks_it_stopped(
     rt: Runtime,
 ) -> None:

@@ -1,4 +1,4 @@
-"""Workers that die whole: real ``herald worker`` processes, SIGKILLed with their pool.
+"""Workers that die whole or are told to stop: real ``herald worker`` processes.
 
 Each test has a redis-server of its own (a killed worker leaves its message
 unacknowledged there: the shared Redis stays clean). Workers beat every second
@@ -9,6 +9,7 @@ lease (340 s) never helps.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -174,3 +175,47 @@ def test_a_worker_that_never_comes_back_leaves_its_step_to_the_running_ones_exac
     assert any(stall.worker.startswith(s.hostname) for s in survivors)
     print(f"\nrecovery by an already-running worker: {recovered:.1f} s")
     assert recovered < RECOVERY_BUDGET
+
+
+def test_sigterm_lets_short_steps_finish_and_hands_the_long_one_back_at_the_grace(
+    private_redis: RedisServer,
+    start_worker: Callable[..., WorkerProcess],
+    sessions: sessionmaker[Session],
+    engine_project: Project,
+    queue_prefix: str,
+    tmp_path: Path,
+) -> None:
+    grace = 3.0
+    env = {"HERALD_BROKER_URL": private_redis.url}
+    leaving = start_worker(concurrency=2, env={**env, "HERALD_SHUTDOWN_GRACE": str(grace)})
+    short_calls, long_calls = tmp_path / "short", tmp_path / "long"
+    short = _stall(sessions, engine_project, private_redis, queue_prefix, short_calls, 1.5)
+    long = _stall(sessions, engine_project, private_redis, queue_prefix, long_calls, 120)
+    wait_for(
+        lambda: _runs(short_calls) and _runs(long_calls), timeout=20, what="both steps to start"
+    )
+    staying = start_worker(env=env)
+
+    told_at = time.monotonic()
+    leaving.proc.send_signal(signal.SIGTERM)
+    leaving.proc.wait(grace + 20)
+    exited = time.monotonic() - told_at
+    wait_for(lambda: all_finished(sessions, [short, long]), timeout=20, what="both executions")
+    finished = time.monotonic() - told_at
+
+    # the short step finished on the leaving worker, within the grace
+    quick, _ = _steps(sessions, short)
+    assert (quick.status, quick.attempts, quick.lost) == ("succeeded", 1, 0)
+    assert quick.worker is not None and quick.worker.startswith(leaving.hostname)
+    # the long one was handed back at the grace (no lease, no loss) and ran on the other
+    handed, after = _steps(sessions, long)
+    assert (handed.status, handed.attempts, handed.lost) == ("succeeded", 2, 0)
+    assert handed.worker is not None and handed.worker.startswith(staying.hostname)
+    assert after.status == "succeeded" and len(_runs(long_calls)) == 2
+    assert f'"steps":["{handed.id}"]' in leaving.output()  # worker.handed_back
+    row = _worker(sessions, leaving)
+    assert (row.status, row.stopped_at is not None) == ("stopped", True)
+    assert leaving.proc.returncode == 0
+    print(f"\nSIGTERM: worker exited after {exited:.1f} s, the handed-back step's execution")
+    print(f"finished {finished:.1f} s after the signal")
+    assert grace <= exited < grace + 15

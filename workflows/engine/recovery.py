@@ -13,6 +13,7 @@ SQLite serialises writers anyway), and returns what to publish after commit:
   worker within seconds; the lease is the fallback for a step no live worker row vouches for.
 
 The Celery side runs it from a thread of every worker and as ``herald sweep``.
+:func:`hand_back` is what a worker that stops does with the steps it could not finish.
 """
 
 from __future__ import annotations
@@ -130,6 +131,24 @@ def _reclaim(
         else:
             report.publish += requeue(project, execution, step, now=now)
             requeued.append(step.id)
+
+
+def hand_back(
+    session: Session, project: Project, worker_id: str, *, now: datetime
+) -> tuple[list[Step], list[Publish]]:
+    """Requeue the steps ``worker_id`` is still running: it stops before they finish.
+
+    The worker is alive and leaving, not lost: ``lost`` is not counted. Their
+    attempts end here (a result recorded later is fenced off). Returns the steps
+    handed back (each still names, in ``message_id``, the message its interrupted
+    attempt came by) and their new run messages, to publish after commit.
+    """
+    handed: list[Step] = []
+    publish: list[Publish] = []
+    for step, execution in found.running_steps_of(session, worker_id, limit=BATCH):
+        publish += requeue(project, execution, step, now=now)
+        handed.append(step)
+    return handed, publish
 
 
 def requeue(project: Project, execution: Execution, step: Step, *, now: datetime) -> list[Publish]:

@@ -130,6 +130,16 @@ def steps_of_dead_workers(
     )
 
 
+def running_steps_of(session: Session, worker_id: str, *, limit: int) -> list[Found]:
+    """The steps ``worker_id`` is running, to hand back when it stops."""
+    return _locked(
+        session,
+        (Step.status == StepStatus.RUNNING.value, Step.worker_id == worker_id),
+        Step.started_at,
+        limit,
+    )
+
+
 def expired_leases(session: Session, *, now: datetime, limit: int) -> list[Found]:
     """Running steps whose lease has passed: their worker is presumed lost."""
     return _locked(

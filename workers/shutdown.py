@@ -1,0 +1,113 @@
+"""Warm shutdown: running steps get ``shutdown_grace_seconds`` to finish, then are handed back.
+
+When a worker is told to stop (SIGTERM), Celery stops consuming and
+:class:`~workers.heartbeat.HeartbeatStep` calls :func:`drain`: it watches the
+database until no step claimed by this worker is running, at most for the
+grace. Steps still running then are requeued at once
+(:func:`workflows.engine.recovery.hand_back`: no lease to wait out, ``lost``
+not counted) and published, so another worker takes them now; :func:`stop_attempts`
+then kills the pool processes still running them. A result such an attempt
+would record later is fenced off: the step no longer runs that attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from workers.celery_app import AGENT_STEP_TASK, STEP_TASK
+from workers.logs import log_event
+from workers.publish import publish
+from workers.runtime import Runtime
+from workflows.engine import recovery
+from workflows.store import workers as fleet
+from workflows.store.models import Step, utcnow
+
+#: seconds between two looks at the database while running steps finish
+POLL_SECONDS = 0.2
+
+
+def drain(rt: Runtime, worker_id: str, grace: float) -> list[Step] | None:
+    """Wait up to ``grace`` seconds for this worker's running steps; hand back the rest.
+
+    Returns the steps handed back (``[]`` when all finished in time), or None
+    when the database could not be reached: the sweep then requeues them once
+    this worker's heartbeats are missed.
+    """
+    started = time.monotonic()
+    pause = threading.Event()
+    while True:
+        try:
+            with rt.sessions() as session:
+                running = fleet.running_steps(session, [worker_id]).get(worker_id, [])
+        except SQLAlchemyError as exc:
+            _unreachable(worker_id, exc)
+            running = None
+        if running == []:
+            return []
+        if time.monotonic() - started >= grace:
+            break
+        pause.wait(POLL_SECONDS)
+    try:
+        with rt.sessions.begin() as session:
+            handed, messages = recovery.hand_back(session, rt.project, worker_id, now=utcnow())
+    except SQLAlchemyError as exc:
+        _unreachable(worker_id, exc)
+        return None
+    unsent = publish(rt, messages)  # what is not sent, the sweep re-publishes past its deadline
+    log_event(
+        "worker.handed_back",
+        level=logging.WARNING,
+        worker_id=worker_id,
+        grace_seconds=grace,
+        steps=[step.id for step in handed],
+        unpublished=len(unsent),
+    )
+    return handed
+
+
+def stop_attempts(pool: Any, handed: list[Step] | None, requests: Any = None) -> int:
+    """Kill the pool processes running the attempts of ``handed`` steps; how many.
+
+    ``None`` (the database could not say which steps were handed back) stops
+    every step still running in this worker. Celery acknowledges each message
+    it stops: the step's new run message is the one to follow. A pool that
+    cannot stop a task (threads, solo) lets the tool run on; its result is
+    fenced off when it ends.
+    """
+    if requests is None:
+        from celery.worker import state
+
+        requests = state.active_requests
+    wanted = None if handed is None else {step.message_id for step in handed}
+    stopped = 0
+    for request in list(requests):
+        if request.name not in (STEP_TASK, AGENT_STEP_TASK):
+            continue
+        if wanted is not None and request.id not in wanted:
+            continue
+        try:
+            request.terminate(pool, signal="SIGKILL")
+        except NotImplementedError:
+            log_event(
+                "worker.cannot_stop_step",
+                level=logging.WARNING,
+                reason="this pool cannot stop a running task; it runs to its end, "
+                "and its result is discarded (the step was handed back)",
+            )
+            break
+        stopped += 1
+    return stopped
+
+
+def _unreachable(worker_id: str, exc: SQLAlchemyError) -> None:
+    log_event(
+        "worker.shutdown_database_unreachable",
+        level=logging.WARNING,
+        worker_id=worker_id,
+        reason=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+    )
