@@ -67,6 +67,7 @@ def command(
     from workers.celery_app import Queues, make_celery
     from workers.heartbeat import HeartbeatStep
     from workers.sweep import SweepStep
+    from workflows.engine.messages import visibility_timeout
     from workflows.ids import new_id
 
     try:
@@ -87,7 +88,9 @@ def command(
     logs.configure(level)
     for line in check_providers(project):
         logs.log_event("worker.agent_unavailable", level=logging.WARNING, problem=line)
-    celery: Celery = make_celery(settings)
+    # never below what the project's longest step needs (docs/engine.md, "visibility timeout")
+    visibility = visibility_timeout(project, settings.visibility_timeout_seconds)
+    celery: Celery = make_celery(settings, visibility_timeout=visibility)
     celery.steps["worker"].add(HeartbeatStep)
     celery.steps["worker"].add(SweepStep)
     node = host_format(default_nodename(hostname or f"herald-{uuid.uuid4().hex[:8]}@%h"))
@@ -95,7 +98,7 @@ def command(
     pool_size = (concurrency or os.cpu_count() or 2) if pool == "threads" else 2
     worker_id = new_id("wkr")
     runtime.configure(settings, project, celery=celery, pool_size=pool_size, worker_id=worker_id)
-    ready = functools.partial(_ready, worker_id=worker_id)
+    ready = functools.partial(_ready, worker_id=worker_id, visibility_timeout=visibility)
     worker_ready.connect(ready, weak=False, dispatch_uid="herald.worker.ready")
     worker = celery.Worker(
         hostname=node,
@@ -123,7 +126,9 @@ def _queues(raw: str, queues: object) -> list[str]:
     return [getattr(queues, name) for name in names]
 
 
-def _ready(sender: object = None, *, worker_id: str, **_: object) -> None:
+def _ready(
+    sender: object = None, *, worker_id: str, visibility_timeout: float, **_: object
+) -> None:
     """Log that the worker consumes its queues (tests and operators wait for this line)."""
     from workers.logs import log_event
 
@@ -131,4 +136,5 @@ def _ready(sender: object = None, *, worker_id: str, **_: object) -> None:
         "worker.ready",
         hostname=getattr(sender, "hostname", None),
         worker_id=worker_id,
+        visibility_timeout=visibility_timeout,
     )

@@ -38,8 +38,13 @@ class Queues:
         return (self.dispatch, self.steps, self.agents)
 
 
-def make_celery(settings: Settings) -> Celery:
-    """A Celery app for ``settings`` with herald's baseline configuration."""
+def make_celery(settings: Settings, *, visibility_timeout: float | None = None) -> Celery:
+    """A Celery app for ``settings`` with herald's baseline configuration.
+
+    ``visibility_timeout`` matters to a consuming worker only (it is
+    :func:`workflows.engine.messages.visibility_timeout` of its project);
+    publishers keep ``HERALD_VISIBILITY_TIMEOUT``.
+    """
     queues = Queues.for_prefix(settings.queue_prefix)
     app = Celery("herald", broker=settings.broker_url, include=["workers.tasks"])
     app.conf.update(
@@ -54,9 +59,12 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        # Redis redelivers an unacknowledged message after this long; long
-        # delays never sit on Redis (they live in the database, see the sweep).
-        broker_transport_options={"visibility_timeout": 3600},
+        # Redis hands an unacknowledged message out again after this long: never
+        # less than a step may legitimately hold its message; long delays never
+        # sit on Redis (they live in the database, see the sweep).
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout or settings.visibility_timeout_seconds
+        },
         task_default_queue=queues.steps,
         task_routes={
             DISPATCH_TASK: {"queue": queues.dispatch},

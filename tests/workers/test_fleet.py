@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from tests.workers.conftest import accept, drain, wait_for
@@ -21,6 +23,7 @@ from workers.heartbeat import Heartbeat
 from workers.runtime import Runtime
 from workflows.engine import recovery
 from workflows.engine.claim import ClaimOutcome, claim
+from workflows.engine.messages import MAX_COUNTDOWN, lease_seconds, visibility_timeout
 from workflows.ids import new_id
 from workflows.store import db
 from workflows.store import workers as fleet
@@ -285,3 +288,43 @@ def test_the_heartbeat_writes_the_row_beats_re_registers_and_marks_it_stopped(
     heartbeat.stop()
     last = seen()
     assert last is not None and (last.status, last.stopped_at is not None) == ("stopped", True)
+
+
+@pytest.mark.parametrize(
+    ("timeouts", "floor", "expected"),
+    [
+        ([], 3600.0, 3600.0),  # no steps: the floor
+        ([10.0, 300.0], 3600.0, 3600.0),  # short steps: the floor holds
+        ([7200.0, 5.0], 3600.0, MAX_COUNTDOWN + 2 * (7200.0 + 40.0)),  # a two-hour step raises it
+        ([20.0], 2.0, MAX_COUNTDOWN + 2 * (20.0 + 40.0)),
+    ],
+)
+def test_the_visibility_timeout_outlasts_the_longest_step(
+    timeouts: list[float], floor: float, expected: float, tmp_path: Path
+) -> None:
+    from workflows.loading.loader import load_project
+
+    project = load_project(_project_with(tmp_path, timeouts))
+    value = visibility_timeout(project, floor)
+    assert value == expected
+    for workflow in project.workflows.values():
+        for task in workflow.tasks:
+            # a countdown, a wait for a pool process behind the longest step, its own run
+            assert value >= MAX_COUNTDOWN + 2 * lease_seconds(task)
+
+
+def _project_with(root: Path, timeouts: list[float]) -> Path:
+    (root / "tool.py").write_text("def run(input):\n    return input\n")
+    tasks_yaml = "".join(
+        f'  - id: t{n}\n    type: basic\n    $use: tool(local::tools.#(id=="t"))\n'
+        f"    timeout: {timeout}\n"
+        for n, timeout in enumerate(timeouts)
+    )
+    body = (
+        "id: vt\ntriggers:\n  - type: signal\n    name: vt.go\n"
+        "tools:\n  - id: t\n    execute: ./tool.py\n"
+        f"tasks:\n{tasks_yaml}"
+    )
+    if timeouts:
+        (root / "vt.yaml").write_text(body)
+    return root

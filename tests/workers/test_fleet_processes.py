@@ -1,10 +1,10 @@
-"""Workers that die whole or are told to stop: real ``herald worker`` processes.
+"""Workers that die whole, stop, or outlast Redis's patience: real ``herald worker`` processes.
 
 Each test has a redis-server of its own (a killed worker leaves its message
-unacknowledged there: the shared Redis stays clean). Workers beat every second
-and are presumed dead after 5 s of silence (``worker_env``); the step of
-``engine.stall`` sleeps on its first run only, with a timeout of 300 s, so its
-lease (340 s) never helps.
+unacknowledged there, and one test lowers the visibility timeout: neither may
+touch the shared Redis). Workers beat every second and are presumed dead
+after 5 s of silence (``worker_env``); the step of ``engine.stall`` sleeps on
+its first run only, with a timeout of 300 s, so its lease (340 s) never helps.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from workers.celery_app import DISPATCH_TASK, make_celery
 from workflows.model import Project
 from workflows.settings import Settings
 from workflows.store import db
-from workflows.store.models import Execution, Step, Worker
+from workflows.store.models import Execution, Step, Worker, utcnow
 
 pytestmark = pytest.mark.integration
 
@@ -219,3 +219,42 @@ def test_sigterm_lets_short_steps_finish_and_hands_the_long_one_back_at_the_grac
     print(f"\nSIGTERM: worker exited after {exited:.1f} s, the handed-back step's execution")
     print(f"finished {finished:.1f} s after the signal")
     assert grace <= exited < grace + 15
+
+
+def test_a_step_longer_than_the_configured_visibility_timeout_runs_once(
+    private_redis: RedisServer,
+    start_worker: Callable[..., WorkerProcess],
+    sessions: sessionmaker[Session],
+    engine_project: Project,
+    queue_prefix: str,
+    tmp_path: Path,
+) -> None:
+    """``HERALD_VISIBILITY_TIMEOUT=2``: with that value, Redis would hand the step's message to
+    the next worker that starts while the 12 s step still runs, and the step would run twice.
+    The worker raises it to what the project's longest step needs (300 s timeout: 740 s)."""
+    floor = 2.0
+    env = {"HERALD_BROKER_URL": private_redis.url, "HERALD_VISIBILITY_TIMEOUT": str(floor)}
+    first = start_worker(env=env)
+    assert '"visibility_timeout":740.0' in first.output()
+    calls = tmp_path / "calls"
+    execution_id = _stall(sessions, engine_project, private_redis, queue_prefix, calls, 12)
+    wait_for(lambda: _runs(calls), timeout=20, what="the step to start")
+    started = _steps(sessions, execution_id)[0].started_at
+    assert started is not None
+    wait_for(
+        lambda: (utcnow() - started).total_seconds() > floor + 1,
+        timeout=10,
+        what="the message to outlive the configured visibility timeout",
+    )
+
+    # a worker starting restores every message unacknowledged for longer than its timeout
+    start_worker(env=env)
+    assert _steps(sessions, execution_id)[0].status == "running"  # it started mid-step
+    redis = private_redis.client()
+    assert redis.hlen("unacked") == 1  # still the first worker's, not handed out again
+    assert redis.llen(f"{queue_prefix}.steps") == 0
+
+    wait_for(lambda: all_finished(sessions, [execution_id]), timeout=30, what="the execution")
+    stall, after = _steps(sessions, execution_id)
+    assert (stall.status, stall.attempts, stall.lost) == ("succeeded", 1, 0)
+    assert len(_runs(calls)) == 1 and after.status == "succeeded"

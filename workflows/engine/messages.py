@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workflows.model import Task
+from workflows.model import Project, Task
 
 #: the longest countdown put on the broker; longer delays wait in the database
 MAX_COUNTDOWN = 60.0
@@ -49,3 +49,22 @@ def run_message(step_id: str, task: Task, countdown: float = 0.0) -> Publish:
 def lease_seconds(task: Task) -> float:
     """How long a claim of ``task``'s step holds before the sweep presumes its worker lost."""
     return task.step_timeout + HARD_LIMIT_GRACE + LEASE_MARGIN
+
+
+def longest_lease(project: Project) -> float:
+    """The longest lease any step of ``project`` may hold (0 without tasks)."""
+    tasks = [task for workflow in project.workflows.values() for task in workflow.tasks]
+    return max((lease_seconds(task) for task in tasks), default=0.0)
+
+
+def visibility_timeout(project: Project, floor: float) -> float:
+    """Seconds Redis may keep a delivered message unacknowledged before it hands it out again.
+
+    A message stays unacknowledged from its delivery until its task returns:
+    a countdown of up to :data:`MAX_COUNTDOWN`, then possibly a wait for a free
+    pool process behind the longest step, then its own run, each bounded by the
+    longest lease. Below that, Redis would hand a message out again while its
+    step legitimately runs, so ``floor`` (``HERALD_VISIBILITY_TIMEOUT``) is
+    raised to it when the project has long steps.
+    """
+    return max(floor, MAX_COUNTDOWN + 2 * longest_lease(project))
