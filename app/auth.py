@@ -32,6 +32,7 @@ SCOPES = frozenset(
         "workflows:read",
         "executions:read",
         "executions:write",
+        "workers:read",
         "*",
     }
 )

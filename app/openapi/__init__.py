@@ -21,6 +21,7 @@ from flask import Blueprint, Response, jsonify
 from app.openapi.common import COMMON_SCHEMAS, Section
 from app.openapi.events import EVENTS
 from app.openapi.executions import EXECUTIONS
+from app.openapi.workers import WORKERS
 from app.openapi.workflows import HEALTH, WORKFLOWS
 
 #: blueprint module -> its default section
@@ -29,6 +30,7 @@ SECTIONS: dict[str, Section] = {
     "app.api.workflows": WORKFLOWS,
     "app.api.health": HEALTH,
     "app.api.executions": EXECUTIONS,
+    "app.api.workers": WORKERS,
 }
 
 bp = Blueprint("openapi", __name__)
