@@ -6,7 +6,9 @@ worker imports the task bodies (through ``include``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 from celery import Celery
 
@@ -38,6 +40,39 @@ class Queues:
         return (self.dispatch, self.steps, self.agents)
 
 
+def _tolerate_a_released_redis_connection() -> None:
+    """Work around a kombu bug that kills a worker when Redis goes away (kombu 5.7).
+
+    On a lost broker connection Celery closes it; closing a channel that holds
+    unacknowledged messages tries to restore them through the transport, whose
+    connection may have been released already (``transport.client`` is None):
+    kombu then raises ``AttributeError`` instead of a connection error, Celery
+    calls it an unrecoverable error and the worker exits, with every other
+    worker that held a message (seen in the chaos test: a Redis restart stopped
+    both workers). Raising a connection error there lets Celery reconnect as it
+    does for any other broker outage; the messages stay unacknowledged in Redis
+    until their visibility timeout (a step they name is recovered by the sweep).
+    """
+    from kombu.transport import redis as kombu_redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    channel: Any = kombu_redis.Channel
+    if getattr(channel._connparams, "herald_tolerant", False):
+        return
+    original: Any = channel._connparams
+
+    def _connparams(self: Any, asynchronous: bool = False) -> Any:
+        if self.connection is None or self.connection.client is None:
+            logging.getLogger("herald.broker").warning(
+                "the broker connection was released while closing a channel; reconnecting"
+            )
+            raise RedisConnectionError("the broker connection was released")
+        return original(self, asynchronous=asynchronous)
+
+    _connparams.herald_tolerant = True  # type: ignore[attr-defined]
+    channel._connparams = _connparams
+
+
 def make_celery(settings: Settings, *, visibility_timeout: float | None = None) -> Celery:
     """A Celery app for ``settings`` with herald's baseline configuration.
 
@@ -45,6 +80,7 @@ def make_celery(settings: Settings, *, visibility_timeout: float | None = None) 
     :func:`workflows.engine.messages.visibility_timeout` of its project);
     publishers keep ``HERALD_VISIBILITY_TIMEOUT``.
     """
+    _tolerate_a_released_redis_connection()
     queues = Queues.for_prefix(settings.queue_prefix)
     app = Celery("herald", broker=settings.broker_url, include=["workers.tasks"])
     app.conf.update(
