@@ -120,8 +120,11 @@ class Heartbeat:
 
 def describe(worker: Any, worker_id: str) -> dict[str, Any]:
     """The fixed columns of a Celery ``WorkController``'s row in ``workers``."""
-    module = getattr(worker.pool_cls, "__module__", "") or ""
-    pool = _POOLS.get(module.rsplit(".", 1)[-1], module.rsplit(".", 1)[-1] or "unknown")
+    pool_cls = worker.pool_cls
+    # a name until the Pool bootstep resolves it, then the pool's class
+    name = pool_cls if isinstance(pool_cls, str) else (getattr(pool_cls, "__module__", "") or "")
+    name = name.rsplit(".", 1)[-1]
+    pool = _POOLS.get(name, name or "unknown")
     queues = getattr(worker.app.amqp.queues, "consume_from", None) or worker.app.amqp.queues
     return {
         "id": worker_id,
