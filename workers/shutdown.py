@@ -29,52 +29,70 @@ from workflows.store.models import Step, utcnow
 
 #: seconds between two looks at the database while running steps finish
 POLL_SECONDS = 0.2
+#: tries at handing back, for steps whose execution another transaction held
+HAND_BACK_TRIES = 10
 
 
 def drain(rt: Runtime, worker_id: str, grace: float) -> list[Step] | None:
     """Wait up to ``grace`` seconds for this worker's running steps; hand back the rest.
 
     Returns the steps handed back (``[]`` when all finished in time), or None
-    when the database could not be reached: the sweep then requeues them once
-    this worker's heartbeats are missed.
+    when the database could not be reached or some steps could not be handed
+    back (their execution stayed locked): the sweep requeues those once this
+    worker is marked stopped, or its heartbeats are missed.
     """
     started = time.monotonic()
     pause = threading.Event()
     while True:
-        try:
-            with rt.sessions() as session:
-                running = fleet.running_steps(session, [worker_id]).get(worker_id, [])
-        except SQLAlchemyError as exc:
-            _unreachable(worker_id, exc)
-            running = None
-        if running == []:
+        running = _running(rt, worker_id)
+        if running == 0:
             return []
         if time.monotonic() - started >= grace:
             break
         pause.wait(POLL_SECONDS)
-    try:
-        with rt.sessions.begin() as session:
-            handed, messages = recovery.hand_back(session, rt.project, worker_id, now=utcnow())
-    except SQLAlchemyError as exc:
-        _unreachable(worker_id, exc)
-        return None
-    unsent = publish(rt, messages)  # what is not sent, the sweep re-publishes past its deadline
+    handed: list[Step] = []
+    unsent = 0
+    for _ in range(HAND_BACK_TRIES):
+        try:
+            with rt.sessions.begin() as session:
+                more, messages = recovery.hand_back(session, rt.project, worker_id, now=utcnow())
+        except SQLAlchemyError as exc:
+            _unreachable(worker_id, exc)
+            return None
+        handed += more
+        unsent += len(publish(rt, messages))  # what is not sent, the sweep re-publishes
+        running = _running(rt, worker_id)
+        if running == 0:
+            break
+        # another transaction held a step's execution (hand_back skips it): try again
+        pause.wait(POLL_SECONDS)
     log_event(
         "worker.handed_back",
         level=logging.WARNING,
         worker_id=worker_id,
         grace_seconds=grace,
         steps=[step.id for step in handed],
-        unpublished=len(unsent),
+        unpublished=unsent,
+        left=running,
     )
-    return handed
+    return handed if running == 0 else None
+
+
+def _running(rt: Runtime, worker_id: str) -> int | None:
+    """How many steps this worker is running as the database has it; None if unreachable."""
+    try:
+        with rt.sessions() as session:
+            return len(fleet.running_steps(session, [worker_id]).get(worker_id, []))
+    except SQLAlchemyError as exc:
+        _unreachable(worker_id, exc)
+        return None
 
 
 def stop_attempts(pool: Any, handed: list[Step] | None, requests: Any = None) -> int:
     """Kill the pool processes running the attempts of ``handed`` steps; how many.
 
-    ``None`` (the database could not say which steps were handed back) stops
-    every step still running in this worker. Celery acknowledges each message
+    ``None`` (the database could not say which steps were handed back, or
+    not all were) stops every step still running in this worker. Celery acknowledges each message
     it stops: the step's new run message is the one to follow. A pool that
     cannot stop a task (threads, solo) lets the tool run on; its result is
     fenced off when it ends.

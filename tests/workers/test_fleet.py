@@ -9,6 +9,8 @@ The same guarantees with real ``herald worker`` processes: ``test_fleet_processe
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.workers.conftest import accept, drain, wait_for
-from workers import sweep, tasks
+from workers import shutdown, sweep, tasks
 from workers.celery_app import STEP_TASK
 from workers.heartbeat import Heartbeat
 from workers.runtime import Runtime
@@ -248,6 +250,50 @@ def test_hand_back_requeues_a_stopping_workers_steps_at_once_without_counting_a_
     back = _step(rt, step.id)
     assert (back.status, back.attempts, back.lost, back.lease_until) == ("queued", 1, 0, None)
     assert _step(rt, kept.id).status == "running"
+
+
+def test_drain_waits_out_the_grace_then_hands_back_what_still_runs(rt: Runtime) -> None:
+    leaving = _register(rt, seen=utcnow())
+    idle = _register(rt, seen=utcnow())
+    step = _running_step(rt, leaving, message_id="m-slow")
+    started = time.monotonic()
+
+    handed = shutdown.drain(rt, leaving, grace=0.5)
+
+    assert time.monotonic() - started >= 0.5
+    assert handed is not None and [s.id for s in handed] == [step.id]
+    assert [m.args for m in rt.celery.sent] == [[step.id]]  # type: ignore[attr-defined]
+    assert _step(rt, step.id).status == "queued"
+    assert shutdown.drain(rt, idle, grace=30) == []  # nothing running: no wait at all
+
+
+@dataclass
+class _Request:
+    """What ``stop_attempts`` sees of a Celery request."""
+
+    id: str
+    name: str = STEP_TASK
+    stopped: bool = False
+    fails: bool = False
+
+    def terminate(self, pool: object, signal: str) -> None:
+        if self.fails:
+            raise NotImplementedError("this pool cannot terminate a job")
+        assert signal == "SIGKILL"
+        self.stopped = True
+
+
+def test_stop_attempts_kills_only_the_handed_back_steps_attempts() -> None:
+    handed = [Step(id="stp_1", message_id="m-1")]
+    slow, other, dispatch = _Request("m-1"), _Request("m-2"), _Request("m-3", name="x")
+
+    assert shutdown.stop_attempts(None, handed, requests=[slow, other, dispatch]) == 1
+    assert (slow.stopped, other.stopped, dispatch.stopped) == (True, False, False)
+    # the database could not say: every step still running goes
+    assert shutdown.stop_attempts(None, None, requests=[other, dispatch]) == 1
+    assert other.stopped and not dispatch.stopped
+    # a pool that cannot stop a task: logged, nothing raised
+    assert shutdown.stop_attempts(None, None, requests=[_Request("m-4", fails=True)]) == 0
 
 
 def test_the_heartbeat_writes_the_row_beats_re_registers_and_marks_it_stopped(
