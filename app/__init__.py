@@ -29,6 +29,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from app.auth import load_tokens
     from app.publish import Publisher, make_publisher_celery
     from app.ratelimit import RateLimiter
+    from app.refusals import Refusals
     from app.state import HeraldState
     from workflows.registry import Definitions
     from workflows.store.db import make_engine, make_sessionmaker
@@ -54,6 +55,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
         publisher=Publisher(make_publisher_celery(settings), sessions),
         tokens=tokens,
         limiter=RateLimiter(settings.rate_limit_per_second),
+        refusals=Refusals(),
     ).init_app(app)
     errors.init_app(app)
     init_api(app)

@@ -2,9 +2,15 @@
 
 Tokens come from ``HERALD_API_TOKENS`` (``name:token``, every scope) and from an
 optional tokens file (``HERALD_TOKENS_FILE``, YAML or JSON): a list of
-``{name, token | token_env, scopes, events}``. A presented token is compared with
-every configured token in constant time (no early exit), so timing tells nothing
-about which token came close. Secrets never appear in logs or answers.
+``{name, token | token_env, scopes, events}``; an entry without ``scopes`` may
+only send events (``events:write``). A presented token is compared with every
+configured token in constant time (no early exit), so timing tells nothing about
+which token came close. Secrets never appear in logs or answers.
+
+A token reads and acts on the events it sent and the executions they started,
+and nothing else, unless it holds ``events:read:all`` / ``executions:read:all``
+(or ``*``); its event-name patterns limit what it reads as they limit what it
+sends (:func:`visibility`).
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
@@ -23,19 +30,26 @@ import yaml
 from app.errors import Forbidden, Unauthorized
 from workflows.errors import ConfigError
 from workflows.settings import ApiToken
+from workflows.store.visibility import Visibility
 
 #: every scope a token may hold; ``*`` holds them all
 SCOPES = frozenset(
     {
         "events:write",
         "events:read",
+        "events:read:all",
         "workflows:read",
         "executions:read",
+        "executions:read:all",
         "executions:write",
         "workers:read",
         "*",
     }
 )
+#: what a tokens-file entry without ``scopes`` may do: send events, nothing more
+DEFAULT_FILE_SCOPES = ["events:write"]
+#: an event-name pattern: the characters of a name, and the wildcards ``*`` and ``?``
+PATTERN = re.compile(r"[A-Za-z0-9_.*?-]+")
 #: the longest token name (it is recorded on every event)
 MAX_TOKEN_NAME = 100
 _FILE_KEYS = frozenset({"name", "token", "token_env", "scopes", "events"})
@@ -87,9 +101,15 @@ class Tokens:
         return len(self.entries)
 
 
+def holds(token: ApiToken, scope: str) -> bool:
+    """Whether ``token`` holds ``scope``: itself, ``*``, or its ``:all`` form (``events:read:all``
+    holds ``events:read``)."""
+    return bool({"*", scope, f"{scope}:all"} & token.scopes)
+
+
 def require_scope(token: ApiToken, scope: str) -> None:
-    """Raise :class:`Forbidden` unless ``token`` holds ``scope`` (or ``*``)."""
-    if "*" not in token.scopes and scope not in token.scopes:
+    """Raise :class:`Forbidden` unless ``token`` holds ``scope`` (see :func:`holds`)."""
+    if not holds(token, scope):
         raise Forbidden(
             f"token {token.name!r} lacks the scope {scope!r}",
             details={"required_scope": scope},
@@ -99,6 +119,19 @@ def require_scope(token: ApiToken, scope: str) -> None:
 def may_send(token: ApiToken, name: str) -> bool:
     """Whether ``token`` may send events named ``name`` (its ``events`` patterns)."""
     return any(fnmatchcase(name, pattern) for pattern in token.events)
+
+
+def visibility(token: ApiToken, area: str) -> Visibility:
+    """What ``token`` may read and act on in ``area`` (``events`` or ``executions``).
+
+    Its own events (and the executions they started) only, unless it holds
+    ``<area>:read:all`` or ``*``; in both cases only the names its patterns match.
+    """
+    return Visibility(
+        token_name=token.name,
+        every_token=bool({"*", f"{area}:read:all"} & token.scopes),
+        names=token.events,
+    )
 
 
 def require_event(token: ApiToken, name: str) -> None:
@@ -144,11 +177,17 @@ def _file_token(path: Path, position: int, entry: Any, environ: Mapping[str, str
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"{where}: `name` must be a non-empty string")
     secret = _secret(where, entry, environ)
-    scopes = _strings(where, entry, "scopes", ["*"])
+    scopes = _strings(where, entry, "scopes", DEFAULT_FILE_SCOPES)
     bad = sorted(set(scopes) - SCOPES)
     if bad:
         raise ConfigError(f"{where}: unknown scope(s) {', '.join(bad)}; known: {sorted(SCOPES)}")
     events = _strings(where, entry, "events", ["*"])
+    odd = [pattern for pattern in events if not PATTERN.fullmatch(pattern)]
+    if odd:
+        raise ConfigError(
+            f"{where}: event-name pattern(s) {', '.join(map(repr, odd))} may use only letters, "
+            "digits, `.`, `_`, `-` and the wildcards `*` and `?`"
+        )
     return ApiToken(
         name=name.strip(), secret=secret, scopes=frozenset(scopes), events=tuple(events)
     )

@@ -3,7 +3,11 @@
 :func:`read_envelope` turns a request into an :class:`Envelope` or refuses it:
 415 (not JSON), 413 (too large, checked before parsing), 400 naming the field
 (bad JSON, missing or ill-typed ``name``, ``payload`` not an object, an unknown
-field, ``id`` and ``Idempotency-Key`` that differ, text PostgreSQL cannot store).
+field, ``id`` and ``Idempotency-Key`` that differ, text PostgreSQL cannot store, a
+payload nested deeper than ``HERALD_MAX_DEPTH``).
+
+Nothing here recurses over the body: a body can nest as deep as the JSON parser
+allows, and the one scan of it (depth, unstorable text) keeps its own stack.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import json
 import math
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +27,10 @@ from app.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 
 MAX_NAME = 255
 MAX_KEY = 255
+#: how deeply a payload may nest by default (``HERALD_MAX_DEPTH``)
+MAX_DEPTH = 64
+#: the longest JSON pointer an error shows (keys may be long)
+_MAX_POINTER = 300
 #: a dotted hierarchical name: at least two segments of letters, digits, ``_`` and ``-``
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9][A-Za-z0-9_-]*)+")
 _FIELDS = frozenset({"name", "payload", "id"})
@@ -38,7 +47,7 @@ class Envelope:
     body_hash: str
 
 
-def read_envelope(request: Request, max_bytes: int) -> Envelope:
+def read_envelope(request: Request, max_bytes: int, max_depth: int = MAX_DEPTH) -> Envelope:
     """Check the media type and size, then parse and check the JSON envelope."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType(
@@ -56,12 +65,15 @@ def read_envelope(request: Request, max_bytes: int) -> Envelope:
         raise too_large from None
     if len(raw) > max_bytes:
         raise too_large
-    return parse_envelope(raw, request.headers.get("Idempotency-Key"))
+    return parse_envelope(raw, request.headers.get("Idempotency-Key"), max_depth)
 
 
-def parse_envelope(raw: bytes, header_key: str | None) -> Envelope:
-    """The envelope in ``raw``; 400 ``validation_error`` naming the field that is wrong."""
-    body = _json(raw)
+def parse_envelope(raw: bytes, header_key: str | None, max_depth: int = MAX_DEPTH) -> Envelope:
+    """The envelope in ``raw``; 400 ``validation_error`` naming the field that is wrong.
+
+    ``max_depth`` bounds the payload's nesting: the payload object is depth 1.
+    """
+    body = _json(raw, max_depth)
     if not isinstance(body, dict):
         raise _invalid("body", "the request body must be a JSON object with `name` and `payload`")
     unknown = sorted(set(body) - _FIELDS)
@@ -91,17 +103,19 @@ def parse_envelope(raw: bytes, header_key: str | None) -> Envelope:
     return Envelope(name=name, payload=payload, key=key, body_hash=digest)
 
 
-def _json(raw: bytes) -> Any:
+def _json(raw: bytes, max_depth: int) -> Any:
     try:
         # strict UTF-8 (RFC 8259), so that only escapes can make a lone surrogate
         body = json.loads(raw.decode("utf-8-sig"), parse_constant=_no_constant, parse_float=_finite)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
         raise _invalid("body", f"the request body is not valid JSON: {reason}") from None
-    if _SUSPECT_ESCAPE.search(raw) and _has_unstorable(body):
-        raise _invalid(
-            "payload", "strings may not contain NUL (\\u0000) or unpaired surrogates (\\ud800...)"
-        )
+    text = _SUSPECT_ESCAPE.search(raw) is not None
+    # the body object holds the payload: the payload may nest max_depth deep below it, and
+    # fewer brackets than that cannot nest deeper (counting bytes costs next to nothing)
+    deep = raw.count(b"[") + raw.count(b"{") > max_depth + 1
+    if text or deep:
+        _scan(body, max_depth, text)
     return body
 
 
@@ -121,14 +135,93 @@ def _finite(text: str) -> float:
     return value
 
 
-def _has_unstorable(value: Any) -> bool:
-    if isinstance(value, str):
-        return _UNSTORABLE.search(value) is not None
-    if isinstance(value, dict):
-        return any(_has_unstorable(k) or _has_unstorable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_unstorable(v) for v in value)
-    return False
+def _scan(body: Any, max_depth: int, text: bool) -> None:
+    """400 for a container nested deeper than ``max_depth`` (the payload is depth 1) or,
+    with ``text``, a string or key no database stores.
+
+    Level by level, with lists of its own (never recursion, so any depth is safe) and
+    no bookkeeping per value; only once something is wrong is its path looked for.
+    """
+    level = [body] if type(body) is dict or type(body) is list else []
+    if text and type(body) is str and _UNSTORABLE.search(body):
+        raise _unstorable(body)
+    depth = 0
+    while level:
+        if depth > max_depth:
+            too_deep = lambda value, at: at > max_depth and type(value) in (dict, list)  # noqa: E731
+            parts = _find(body, too_deep, max_depth)
+            field, pointer = _place(parts)
+            raise ValidationFailed(
+                f"the payload nests deeper than {max_depth} levels (HERALD_MAX_DEPTH) at "
+                f"{field}{pointer}",
+                details={"field": field, "path": pointer, "max_depth": max_depth},
+            )
+        below: list[Any] = []
+        children: Iterable[Any]
+        for value in level:
+            if type(value) is dict:
+                if text and any(_UNSTORABLE.search(key) for key in value):
+                    raise _unstorable(body)
+                children = value.values()
+            else:
+                children = value
+            for child in children:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    below.append(child)
+                elif text and kind is str and _UNSTORABLE.search(child):
+                    raise _unstorable(body)
+        level = below
+        depth += 1
+
+
+def _unstorable(body: Any) -> ValidationFailed:
+    parts = _find(body, lambda value, at: type(value) is str and bool(_UNSTORABLE.search(value)))
+    field, pointer = _place(parts)
+    return ValidationFailed(
+        "strings may not contain NUL (\\u0000) or unpaired surrogates (\\ud800...)",
+        details={"field": field, "path": pointer},
+    )
+
+
+def _find(
+    body: Any, wrong: Callable[[Any, int], bool], max_depth: int | None = None
+) -> list[str | int]:
+    """The path of the first value (or key) ``wrong(value, depth)`` says is wrong, depth first;
+    never below ``max_depth + 1``. Called only once the level scan found something."""
+    stack: list[tuple[Any, int, list[str | int]]] = [(body, 0, [])]
+    while stack:
+        value, depth, parts = stack.pop()
+        if wrong(value, depth):
+            return parts
+        if type(value) is dict:
+            for key in value:
+                if wrong(key, depth + 1):
+                    return [*parts, key]
+            children: Any = value.items()
+        elif type(value) is list:
+            children = enumerate(value)
+        else:
+            continue
+        if max_depth is None or depth <= max_depth:
+            below = [(child, depth + 1, [*parts, key]) for key, child in children]
+            stack.extend(reversed(below))
+    return []
+
+
+def _place(parts: list[str | int]) -> tuple[str, str]:
+    """The top-level field of a place in the body, and its JSON pointer below that field."""
+    field = _storable(str(parts[0])) if parts else "body"
+    pointer = "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts[1:])
+    if len(pointer) > _MAX_POINTER:
+        pointer = pointer[: _MAX_POINTER - 3] + "..."
+    return field, _storable(pointer)
+
+
+def _storable(text: str) -> str:
+    """``text`` with NUL and lone surrogates written as escapes (the answer is audited)."""
+    escaped = text.replace("\x00", "\\u0000")
+    return escaped.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _key(body_id: Any, header_key: str | None) -> str | None:

@@ -21,7 +21,7 @@ from app.logs import log_event
 from app.state import HeraldState
 from workflows.ids import new_id
 from workflows.model import EventStatus
-from workflows.registry import PayloadError
+from workflows.registry import Refusal
 from workflows.store import events as store
 from workflows.store.db import autocommit
 from workflows.store.models import Event
@@ -75,9 +75,9 @@ class Answer:
 def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
     """Validate, deduplicate and store the event, then publish its dispatch after the commit."""
     registry = st.definitions.registry  # one snapshot for the whole request
-    errors = registry.validate(envelope.name, envelope.payload)
-    if errors:
-        details = group_errors(errors)
+    refusals = registry.refusals(envelope.name, envelope.payload, max_errors=st.settings.max_errors)
+    if refusals:
+        details = refusal_details(refusals)
         log_event(
             "event.validation_failed",
             event_id=meta.event_id,
@@ -191,14 +191,21 @@ def plan_routes(subscriptions: Any) -> list[dict[str, str]]:
     return routes
 
 
-def group_errors(errors: list[PayloadError]) -> list[dict[str, Any]]:
-    """422 details: one entry per failing workflow, each error with its JSON pointer path."""
-    grouped: dict[str, list[dict[str, str]]] = {}
-    for error in errors:
-        grouped.setdefault(error.workflow_id, []).append(
-            {"path": error.path, "message": error.message}
-        )
-    return [{"workflow_id": wid, "errors": errs} for wid, errs in grouped.items()]
+def refusal_details(refusals: list[Refusal]) -> list[dict[str, Any]]:
+    """422 details: one entry per failing workflow, each error with its JSON pointer path.
+
+    At most ``HERALD_MAX_ERRORS`` errors per workflow; ``more_errors`` counts the
+    others found, all of them when ``more_errors_exact``, else at least that many.
+    """
+    return [
+        {
+            "workflow_id": refusal.workflow_id,
+            "errors": [{"path": e.path, "message": e.message} for e in refusal.errors],
+            "more_errors": refusal.more,
+            "more_errors_exact": refusal.exact,
+        }
+        for refusal in refusals
+    ]
 
 
 def replay(existing: Event, envelope: Envelope) -> Answer:

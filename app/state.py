@@ -1,4 +1,5 @@
-"""What a running API holds: settings, definitions, database, publisher, tokens, limiter.
+"""What a running API holds: settings, definitions, database, publisher, tokens, limiter,
+and the counts of refused requests.
 
 One :class:`HeraldState` lives in ``app.extensions["herald"]``. Its
 ``definitions`` are swapped whole (``state.definitions = Definitions.load(...)``)
@@ -8,7 +9,7 @@ and keeps that snapshot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, current_app
 from sqlalchemy import Engine
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.auth import Tokens
 from app.publish import Publisher
 from app.ratelimit import RateLimiter
+from app.refusals import Refusals
 from workflows.registry import Definitions
 from workflows.settings import Settings
 
@@ -34,6 +36,8 @@ class HeraldState:
     publisher: Publisher
     tokens: Tokens
     limiter: RateLimiter
+    #: 401 and 429 refusals, counted rather than audited one row each
+    refusals: Refusals = field(default_factory=Refusals)
 
     def init_app(self, app: Flask) -> None:
         """Attach this state to ``app``."""

@@ -59,11 +59,43 @@ def _workflow(workflow: Workflow) -> list[str]:
     else:
         lines.append("  no triggers")
     for task in workflow.tasks:
-        lines.append(f"  task {task.id}: {_runs(task)}{_transitions(task)}")
+        delay = f" after {_seconds(task.delay)}" if task.delay and task.type != "sleep" else ""
+        lines.append(f"  task {task.id}: {_runs(task)}{delay}{_transitions(task)}")
+        for child in task.parallel.children if task.parallel is not None else ():
+            lines.append(f"    task {child.short_id}: {_runs(child)}")
+        if task.collection is not None:
+            lines.append(f"    per {task.collection.item_var}: {_runs(task.collection.task)}")
     return lines
 
 
+def _seconds(value: float) -> str:
+    """``90`` -> ``1m30s``; ``604800`` -> ``7d``."""
+    left, parts = int(value), []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if left >= size:
+            parts.append(f"{left // size}{unit}")
+            left %= size
+    return "".join(parts) or f"{value:g}s"
+
+
 def _runs(task: Task) -> str:
+    if task.type == "sleep":
+        return f"sleep {_seconds(task.delay)}"
+    if task.signal is not None:
+        return f"signal {task.signal.name}"
+    if task.collection is not None:
+        found = task.collection
+        items = found.items if isinstance(found.items, str) else found.items.source
+        kept = f" if {found.filter.source}" if found.filter is not None else ""
+        at_once = f", {found.max_workers} at once" if found.max_workers else ""
+        return f"collection over {items}{kept} ({found.mode}{at_once})"
+    if task.parallel is not None:
+        limit = task.parallel.max_workers
+        at_once = f", {limit} at once" if limit else ""
+        count = len(task.parallel.children)
+        return f"parallel {task.parallel.strategy} of {count} task(s){at_once}"
+    if task.router is not None:
+        return f"router on {task.router.condition.source}"
     if task.agent is not None:
         return f"agent {task.agent.id} action {task.action}"
     if task.tool is not None:
@@ -72,13 +104,16 @@ def _runs(task: Task) -> str:
 
 
 def _transitions(task: Task) -> str:
-    parts = []
+    parts: list[str] = []
+    if task.router is not None:
+        parts.extend(f"{value} -> {target}" for value, target in task.router.routes.items())
+        parts.append(f"default -> {task.router.default or 'error'}")
     if task.on_success:
         parts.append(f"success -> {task.on_success}")
     if task.on_error:
         parts.append(f"error -> {task.on_error}")
     if task.final:
         parts.append("final")
-    elif not task.on_success:
+    elif not task.on_success and task.router is None:
         parts.append("success -> end")
     return "  [" + ", ".join(parts) + "]"

@@ -52,6 +52,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def drop_role(database_url: str, role: str) -> None:
+    """Drop a login role a test created, with what it was granted in ``database_url``."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    for url in (database_url, make_url(database_url).set(database="postgres")):
+        engine = create_engine(url)
+        try:
+            with engine.connect() as conn:
+                found = conn.execute(text("SELECT 1 FROM pg_roles WHERE rolname = :r"), {"r": role})
+                if found.first() is not None:
+                    conn.execute(text(f'DROP OWNED BY "{role}"'))
+                    if url != database_url:
+                        conn.execute(text(f'DROP ROLE "{role}"'))
+                conn.commit()
+        finally:
+            engine.dispose()
+
+
 class RedisServer:
     """A redis-server of one test's own, on a free port, without persistence.
 

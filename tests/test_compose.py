@@ -22,20 +22,31 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 import yaml
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
+from tests.support import drop_role
 from tests.test_examples import EXAMPLES, SEED_EVENT
 from workflows.store import db
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 HERALD_SERVICES = ("migrate", "api", "worker", "sweep", "flower")
-SECRETS = {"POSTGRES_PASSWORD", "HERALD_API_TOKENS", "FLOWER_BASIC_AUTH"}
+SECRETS = {
+    "POSTGRES_PASSWORD",
+    "HERALD_DB_APP_PASSWORD",
+    "REDIS_PASSWORD",
+    "HERALD_API_TOKENS",
+    "FLOWER_BASIC_AUTH",
+}
 
 _VARIABLE = re.compile(
     r"\$(?:(?P<dollar>\$)|\{(?P<name>[A-Za-z_]\w*)(?:(?P<op>:?[-?])(?P<arg>[^}]*))?\}"
@@ -84,6 +95,8 @@ def compose() -> dict[str, Any]:
 
 HOST_ENV = {
     "POSTGRES_PASSWORD": "pw",
+    "HERALD_DB_APP_PASSWORD": "app-pw",
+    "REDIS_PASSWORD": "redis-pw",
     "HERALD_API_TOKENS": "ops:compose-secret",
     "FLOWER_BASIC_AUTH": "admin:flower-secret",
 }
@@ -127,6 +140,22 @@ def test_no_secret_is_baked_in_and_compose_refuses_to_start_without_it(secret: s
     env = {k: v for k, v in HOST_ENV.items() if k != secret}
     with pytest.raises(MissingVariable, match=secret):
         resolve(compose(), env)
+
+
+def test_least_privilege_flower_the_database_role_and_redis() -> None:
+    services = resolve(compose()["services"], HOST_ENV)
+    flower = services["flower"]["environment"]
+    assert set(flower) == {"HERALD_BROKER_URL", "FLOWER_BASIC_AUTH", "FLOWER_PERSISTENT"}
+    assert [p.split(":")[0] for p in services["flower"]["ports"]] == ["127.0.0.1"]
+    assert "--app-role" in services["migrate"]["command"]
+    owner = services["migrate"]["environment"]["HERALD_DATABASE_URL"]
+    assert owner.startswith("postgresql://postgres:")
+    for name in ("api", "worker", "sweep"):
+        env = services[name]["environment"]
+        assert env["HERALD_DATABASE_URL"].startswith("postgresql://herald:app-pw@"), name
+        assert env["HERALD_BROKER_URL"] == "redis://:redis-pw@redis:6379/0", name
+    assert "--requirepass" in " ".join(services["redis"]["command"])
+    assert ("ports" not in services["postgres"]) and ("ports" not in services["redis"])
 
 
 def test_the_dockerfile_copies_only_what_exists() -> None:
@@ -185,7 +214,12 @@ class Services:
     def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.tmp / f"{name}.log").open("wb")
         process = subprocess.Popen(
-            argv, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            argv,
+            env=env,
+            cwd=self.tmp,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         self.running[name] = process
@@ -211,22 +245,25 @@ class Services:
                 process.wait()
 
 
-def test_each_service_runs_natively(
-    empty_database: str, redis_url: str, queue_prefix: str, tmp_path: Path
-) -> None:
-    api_port, flower_port = free_port(), free_port()
+def test_each_service_runs_natively(empty_database: str, queue_prefix: str, tmp_path: Path) -> None:
+    api_port, flower_port, redis_port = free_port(), free_port(), free_port()
+    role = f"herald_compose_{uuid.uuid4().hex[:8]}"
     host_env = {
         **HOST_ENV,
+        "HERALD_DB_USER": role,
         "HERALD_API_PORT": str(api_port),
         "FLOWER_PORT": str(flower_port),
         "HERALD_API_WORKERS": "1",
         "HERALD_WORKER_CONCURRENCY": "1",
     }
     services = resolve(compose()["services"], host_env)
+    app_url = make_url(empty_database).set(
+        username=role, password=HOST_ENV["HERALD_DB_APP_PASSWORD"]
+    )
     # The same variable names; values that name hosts and paths become local ones.
     local = {
-        "HERALD_DATABASE_URL": empty_database,
-        "HERALD_BROKER_URL": redis_url,
+        "HERALD_DATABASE_URL": app_url.render_as_string(hide_password=False),
+        "HERALD_BROKER_URL": f"redis://:{HOST_ENV['REDIS_PASSWORD']}@127.0.0.1:{redis_port}/0",
         "HERALD_QUEUE_PREFIX": queue_prefix,
         "HERALD_PROJECT_DIR": str(EXAMPLES),
         "EXAMPLES_OUTBOX": str(tmp_path / "outbox"),
@@ -239,29 +276,48 @@ def test_each_service_runs_natively(
         "PYTHONUNBUFFERED": "1",
     }
 
-    def env_of(name: str) -> dict[str, str]:
+    def env_of(name: str, **overrides: str) -> dict[str, str]:
         declared = services[name]["environment"]
-        assert set(local) <= set(declared), f"{name} lacks {set(local) - set(declared)}"
-        return {**base, **{k: str(v) for k, v in declared.items()}, **local}
+        ours = {k: v for k, v in {**local, **overrides}.items() if k in declared}
+        if name not in ("flower", "migrate"):
+            assert set(local) <= set(declared), f"{name} lacks {set(local) - set(declared)}"
+        return {**base, **{k: str(v) for k, v in declared.items()}, **ours}
 
     def argv(command: list[str]) -> list[str]:
         return [sys.executable if command[0] == "python" else command[0], *command[1:]]
 
-    # migrate: a one-shot that runs to completion on an empty database
-    migrate = subprocess.run(
-        argv(services["migrate"]["command"]),
-        env=env_of("migrate"),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert migrate.returncode == 0, migrate.stderr
-    engine = db.make_engine(empty_database)
-    db.check_schema(engine)
-    engine.dispose()
-
     running = Services(tmp_path)
     try:
+        # redis: its own command, on a port of this test's, requiring the password
+        redis_command = services["redis"]["command"]
+        running.start(
+            "redis",
+            [*redis_command[:-1], f"{redis_command[-1]} --port {redis_port} --save ''"],
+            {**base, **services["redis"]["environment"]},
+        )
+        client = redis.Redis(port=redis_port)
+        wait_for("redis to refuse a client without the password", lambda: _refused(client))
+        authed = redis.Redis(port=redis_port, password=HOST_ENV["REDIS_PASSWORD"])
+        assert authed.ping()
+
+        # migrate: a one-shot that runs to completion on an empty database, as the owner
+        migrate = subprocess.run(
+            argv(services["migrate"]["command"]),
+            env=env_of("migrate", HERALD_DATABASE_URL=empty_database),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert migrate.returncode == 0, migrate.stderr
+        engine = db.make_engine(empty_database)
+        db.check_schema(engine)
+        with engine.connect() as conn:
+            superuser = conn.execute(
+                text("SELECT rolsuper FROM pg_roles WHERE rolname = :r"), {"r": role}
+            ).scalar_one()
+        engine.dispose()
+        assert superuser is False  # the role every other service runs as
+
         for name in ("api", "worker", "sweep", "flower"):
             running.start(name, argv(services[name]["command"]), env_of(name))
 
@@ -311,3 +367,16 @@ def test_each_service_runs_natively(
             assert running.alive(name)
     finally:
         running.stop_all()
+        drop_role(empty_database, role)
+
+
+def _refused(client: redis.Redis) -> bool:
+    try:
+        client.ping()
+    except redis.AuthenticationError:
+        return True
+    except redis.ResponseError as exc:
+        return "NOAUTH" in str(exc)
+    except redis.ConnectionError:
+        return False
+    return False

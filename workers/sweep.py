@@ -59,8 +59,9 @@ def sweep(rt: Runtime, *, now: datetime | None = None, judge_workers: bool = Tru
             total.skipped = not total.total
             break
         unsent = publish(rt, report.publish)
-        for kind in ("events", "queued", "retries", "orphaned", "lost", "failed"):
+        for kind in ("events", "queued", "retries", "orphaned", "lost", "failed", "delayed"):
             getattr(total, kind).extend(getattr(report, kind))
+        total.pruned += report.pruned
         if unsent:
             # the broker is down: these events wait no longer for it, and the chain stops
             with rt.sessions.begin() as session:
@@ -68,15 +69,17 @@ def sweep(rt: Runtime, *, now: datetime | None = None, judge_workers: bool = Tru
             break
         if not report.more:
             break
-    if total.total:
+    if total.total or total.pruned:
         log_event(
             "sweep.finished",
+            rejections_pruned=total.pruned,
             events=len(total.events),
             queued=len(total.queued),
             retries=len(total.retries),
             orphaned=len(total.orphaned),
             lost=len(total.lost),
             failed=len(total.failed),
+            delayed=len(total.delayed),
         )
     return total
 

@@ -27,6 +27,7 @@ from workers.publish import publish
 from workers.runtime import Runtime
 from workflows.engine.claim import ClaimOutcome, claim
 from workflows.engine.dispatch import create_executions
+from workflows.engine.flow import settle_alone
 from workflows.engine.progress import settle
 from workflows.errors import DatabaseUnavailable
 from workflows.store.models import utcnow
@@ -133,6 +134,13 @@ def run_step(
             worker_id=rt.worker_id,
             message_id=message_id,
         )
+        taken = claimed.claim
+        # a router (a task that runs nothing) is settled in the claim's own transaction
+        alone = (
+            settle_alone(session, rt.project, taken, now=utcnow())
+            if taken and taken.task.settles_alone
+            else None
+        )
     if claimed.claim is None:
         publish(rt, claimed.publish)
         if claimed.outcome is not ClaimOutcome.FAILED:
@@ -147,22 +155,26 @@ def run_step(
             )
         return claimed.outcome.value
     taken = claimed.claim
-    result = execute(taken)
-    with rt.sessions.begin() as session:
-        settled = settle(
-            session,
-            step=taken.step,
-            attempt=taken.attempt,
-            workflow=taken.workflow,
-            task=taken.task,
-            result=result,
-            context=taken.context,
-            now=utcnow(),
-        )
+    if alone is not None:
+        settled, error = alone, alone.error
+    else:
+        result = execute(taken)
+        error = result.error
+        with rt.sessions.begin() as session:
+            settled = settle(
+                session,
+                step=taken.step,
+                attempt=taken.attempt,
+                workflow=taken.workflow,
+                task=taken.task,
+                result=result,
+                context=taken.context,
+                now=utcnow(),
+            )
     publish(rt, settled.publish)
     log_event(
         "step.finished",
-        level=logging.INFO if result.ok else logging.WARNING,
+        level=logging.INFO if error is None else logging.WARNING,
         event_id=taken.event_id,
         execution_id=taken.step.execution_id,
         step_id=taken.step.id,
@@ -171,7 +183,7 @@ def run_step(
         attempt=taken.attempt,
         status=settled.status.value,
         duration_ms=round((time.monotonic() - started) * 1000),
-        error=(result.error or {}).get("message"),
+        error=(error or {}).get("message"),
         fenced=settled.fenced,
     )
     return settled.status.value

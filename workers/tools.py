@@ -5,6 +5,11 @@ and modification time) and its ``run(input)`` or ``run(input, context)`` is
 called. Any other executable gets the rendered ``with`` as JSON on stdin and
 must print JSON on stdout; it runs with a clean environment, in its own
 directory, with a timeout (the whole process group is killed) and an output cap.
+Its stdin is fed without blocking while stdout and stderr are read, so a tool
+that writes before it reads cannot stall the worker, under any pool.
+
+Input and output schemas are checked with jsonschema_rs (:mod:`workers.schemas`):
+compiled once, with regular expressions that run in linear time.
 """
 
 from __future__ import annotations
@@ -25,9 +30,9 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import jsonschema
 from celery.exceptions import SoftTimeLimitExceeded
 
+from workers.schemas import UncompilableSchema, mismatches
 from workflows.errors import InvalidStepIO, StepFailed, StepTimedOut, ToolError
 from workflows.jsonpointer import pointer
 from workflows.model import JSON, Tool
@@ -36,6 +41,8 @@ from workflows.model import JSON, Tool
 MAX_OUTPUT_BYTES = 1024 * 1024
 #: how much of stderr is kept in an error
 STDERR_TAIL_BYTES = 2000
+#: schema errors listed in an InvalidStepIO (with the count of all)
+MAX_SCHEMA_ERRORS = 20
 
 _modules: dict[Path, tuple[float, ModuleType]] = {}
 _modules_lock = threading.Lock()
@@ -69,17 +76,22 @@ def run_tool(tool: Tool, value: JSON, context: ToolContext, *, timeout: float) -
 
 
 def check_schema(schema: Mapping[str, Any] | None, value: JSON, what: str) -> None:
-    """Raise :class:`InvalidStepIO` naming every place where ``value`` breaks ``schema``."""
+    """Raise :class:`InvalidStepIO` naming the places (the first 20, and how many) where
+    ``value`` breaks ``schema``."""
     if schema is None:
         return
-    validator_cls = jsonschema.validators.validator_for(schema)
-    validator = validator_cls(schema, format_checker=validator_cls.FORMAT_CHECKER)
-    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
-    if errors:
-        problems = [{"path": pointer(e.absolute_path) or "/", "message": e.message} for e in errors]
+    try:
+        found, count = mismatches(schema, value, limit=MAX_SCHEMA_ERRORS)
+    except UncompilableSchema as exc:
+        raise InvalidStepIO(
+            f"{what} schema cannot be compiled: {exc.message}", details={"schema_path": exc.path}
+        ) from None
+    if found:
+        problems = [{"path": pointer(m.path) or "/", "message": m.message} for m in found]
         summary = "; ".join(f"{p['path']}: {p['message']}" for p in problems[:5])
         raise InvalidStepIO(
-            f"{what} does not match its schema: {summary}", details={"errors": problems}
+            f"{what} does not match its schema: {summary}",
+            details={"errors": problems, "error_count": count},
         )
 
 
@@ -215,13 +227,20 @@ def _run_subprocess(tool: Tool, value: JSON, context: ToolContext, *, timeout: f
 def _communicate(
     proc: subprocess.Popen[bytes], data: bytes, timeout: float
 ) -> tuple[bytes, bytes, bool]:
-    """Feed stdin, read stdout (capped) and stderr (tail) until exit or the deadline."""
+    """Feed stdin, read stdout (capped) and stderr (tail) until exit or the deadline.
+
+    stdin is written without blocking: a blocking write of a chunk larger than the
+    room left in the pipe waits for the tool to read, while the tool may be waiting
+    for us to read its stderr; and nothing (no soft time limit under the threads
+    pool) would end that wait. A write takes what fits and the loop reads on.
+    """
     assert proc.stdin and proc.stdout and proc.stderr
     deadline = time.monotonic() + timeout
     out, err = bytearray(), bytearray()
     pending = memoryview(data)
     with selectors.DefaultSelector() as sel:
         if pending:
+            os.set_blocking(proc.stdin.fileno(), False)
             sel.register(proc.stdin, selectors.EVENT_WRITE)
         else:
             proc.stdin.close()
@@ -235,7 +254,9 @@ def _communicate(
                 if key.fileobj is proc.stdin:
                     try:
                         written = os.write(proc.stdin.fileno(), pending[:65536])
-                    except BrokenPipeError:
+                    except BlockingIOError:  # the pipe filled up meanwhile
+                        written = 0
+                    except BrokenPipeError:  # the tool stopped reading: it has what it takes
                         written = len(pending)
                     pending = pending[written:]
                     if not pending:

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Literal
 
 from workflows.errors import Problem
+from workflows.expressions import Expression
 
 JSON = Any
 """A value that came from JSON or YAML: dict, list, str, int, float, bool or None."""
@@ -142,13 +143,78 @@ class Trigger:
     location: Location | None = None
 
 
+#: the task types: ``basic`` runs a tool or an agent; the others settle without one
+TASK_TYPES = ("basic", "router", "sleep", "signal", "parallel", "collection")
+#: how a parallel task joins its children
+STRATEGIES = ("wait_all", "fail_fast", "best_effort", "race")
+
+
+@dataclass(frozen=True)
+class Router:
+    """A router's choice: the value of ``condition`` picks the next task among ``routes``."""
+
+    condition: Expression
+    #: value (as text, see :func:`workflows.expressions.route_key`) -> task id
+    routes: Mapping[str, str]
+    #: the task for a value with no route; None makes such a value a step error
+    default: str | None = None
+
+
+@dataclass(frozen=True)
+class Signal:
+    """An event a ``signal`` task emits: its name and its payload (templates)."""
+
+    name: str
+    payload: Mapping[str, JSON] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Parallel:
+    """A parallel task's children (tasks whose ids are ``<parent>.<child>``) and its join."""
+
+    children: tuple[Task, ...]
+    #: ``wait_all``, ``fail_fast``, ``best_effort`` or ``race``
+    strategy: str = "wait_all"
+    #: children running at once (all of them when None)
+    max_workers: int | None = None
+
+    def child(self, task_id: str) -> Task | None:
+        """The child with this (qualified) id, or None."""
+        return next((c for c in self.children if c.id == task_id), None)
+
+
+@dataclass(frozen=True)
+class Collection:
+    """A collection task: ``task`` runs once per item of ``items``, as a child step.
+
+    Each item's step has the task id ``<parent>[<index>]``; ``task.id`` is ``<parent>[]``.
+    """
+
+    task: Task
+    #: a CEL expression, or a template string, giving the list
+    items: Expression | str
+    item_var: str = "item"
+    index_var: str = "index"
+    #: ``parallel`` (at most ``max_workers`` at once) or ``sequential`` (one at a time)
+    mode: str = "parallel"
+    max_workers: int | None = None
+    #: the items kept: those for which it is true (all when None)
+    filter: Expression | None = None
+
+    def limit(self, items: int) -> int:
+        """How many items' steps may be unfinished at once."""
+        if self.mode == "sequential":
+            return 1
+        return min(self.max_workers or items, items) or 1
+
+
 @dataclass(frozen=True)
 class Task:
     """One step of a workflow."""
 
     id: str
-    #: ``tool`` or ``agent``: what ``$use`` points at
-    uses: Literal["tool", "agent"]
+    #: ``tool`` or ``agent``: what ``$use`` points at; ``none`` for the types that run neither
+    uses: Literal["tool", "agent", "none"]
     tool: Tool | None = None
     agent: Agent | None = None
     #: the agent action to run (``default`` when not given)
@@ -163,7 +229,42 @@ class Task:
     final: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     timeout: float = 300.0
+    #: seconds each step of this task waits before it may start (``delay``; a sleep's duration)
+    delay: float = 0.0
+    #: a ``router`` task's condition and routes
+    router: Router | None = None
+    #: a ``signal`` task's event
+    signal: Signal | None = None
+    #: a ``parallel`` task's children and join
+    parallel: Parallel | None = None
+    #: a ``collection`` task's items and the task run per item
+    collection: Collection | None = None
+    #: for a child of a parallel task: the parent's id (its own id is ``<parent>.<child>``)
+    parent: str | None = None
     location: Location | None = None
+
+    @property
+    def short_id(self) -> str:
+        """The id as written: a child's without its parent's prefix."""
+        return self.id[len(self.parent) + 1 :] if self.parent is not None else self.id
+
+    @property
+    def settles_alone(self) -> bool:
+        """Runs no tool or agent: the engine settles its step in the claim's transaction."""
+        return self.uses == "none"
+
+    def next_tasks(self) -> tuple[str, ...]:
+        """Every task this one may lead to (``next`` targets, routes, default)."""
+        found: list[str] = []
+        if self.on_success is not None and not self.final:
+            found.append(self.on_success)
+        if self.router is not None:
+            found.extend(self.router.routes.values())
+            if self.router.default is not None:
+                found.append(self.router.default)
+        if self.on_error is not None:
+            found.append(self.on_error)
+        return tuple(dict.fromkeys(found))
 
     @property
     def step_timeout(self) -> float:
@@ -190,15 +291,34 @@ class Workflow:
     location: Location | None = None
 
     def task(self, task_id: str) -> Task:
-        """The task with this id; ``KeyError`` if there is none."""
+        """The task with this id (a parallel task's child too); ``KeyError`` if there is none."""
+        found = self.find_task(task_id)
+        if found is None:
+            raise KeyError(task_id)
+        return found
+
+    def find_task(self, task_id: str) -> Task | None:
+        """The task with this id, or None (definitions may change under a running execution).
+
+        A parallel task's child is found by its id (``<parent>.<child>``); a collection's
+        item step (``<parent>[<index>]``) finds the task the collection runs per item.
+        """
+        item_of = (
+            task_id[: task_id.rindex("[")] if task_id.endswith("]") and "[" in task_id else None
+        )
         for task in self.tasks:
             if task.id == task_id:
                 return task
-        raise KeyError(task_id)
+            if task.parallel is not None and (child := task.parallel.child(task_id)) is not None:
+                return child
+            if task.collection is not None and task.id == item_of:
+                return task.collection.task
+        return None
 
-    def find_task(self, task_id: str) -> Task | None:
-        """The task with this id, or None (definitions may change under a running execution)."""
-        return next((task for task in self.tasks if task.id == task_id), None)
+    @property
+    def fans_out(self) -> bool:
+        """Some task has children (parallel, collection): they do not count as steps taken."""
+        return any(t.parallel is not None or t.collection is not None for t in self.tasks)
 
     @property
     def first_task(self) -> Task:
@@ -246,6 +366,7 @@ class StepStatus(StrEnum):
 
     QUEUED = "queued"  # recorded, message published (or about to be), not started
     RUNNING = "running"  # claimed by a worker
+    WAITING = "waiting"  # a parallel step whose children run; its join finishes it
     RETRYING = "retrying"  # an attempt failed; waiting for the next one (not_before)
     SUCCEEDED = "succeeded"  # the tool or agent returned an output
     FAILED = "failed"  # attempts exhausted, or a failure that retrying cannot fix

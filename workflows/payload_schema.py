@@ -6,7 +6,9 @@ jsonschema accepts and ``jsonschema_rs`` cannot compile (a ``pattern`` in a rege
 dialect it does not speak); the registry compiles the same way and keeps the
 validators. ``format`` is asserted (email, date-time, uri, uuid...), with ``email``
 made stricter: a local part, an ``@`` and a dotted domain, without spaces.
-Nothing is fetched: a ``$ref`` must resolve inside the schema.
+Nothing is fetched: a ``$ref`` must resolve inside the schema. A tool's or an
+agent's input and output schemas compile the same way
+(:func:`compile_step_schema`), in the draft their ``$schema`` names.
 """
 
 from __future__ import annotations
@@ -47,6 +49,22 @@ def compile_payload_schema(schema: Mapping[str, Any]) -> jsonschema_rs.Validator
             dict(schema), formats=_FORMATS, validate_formats=True, offline=True
         )
     except jsonschema_rs.ValidationError as exc:  # the schema, checked by jsonschema_rs itself
+        raise UncompilableSchema(tuple(exc.instance_path), exc.message) from None
+    except jsonschema_rs.ReferencingError as exc:
+        raise UncompilableSchema((), exc.message) from None
+
+
+def compile_step_schema(schema: dict[str, Any] | bool) -> jsonschema_rs.Validator:
+    """A validator of a tool's or agent's input or output: as payloads, but in the draft the
+    schema's ``$schema`` names (2020-12 by default); UncompilableSchema says why there is none.
+
+    ``schema`` must be plain JSON (dicts and lists): thaw read-only mappings first.
+    """
+    try:
+        return jsonschema_rs.validator_for(
+            schema, formats=_FORMATS, validate_formats=True, offline=True
+        )
+    except jsonschema_rs.ValidationError as exc:
         raise UncompilableSchema(tuple(exc.instance_path), exc.message) from None
     except jsonschema_rs.ReferencingError as exc:
         raise UncompilableSchema((), exc.message) from None

@@ -4,8 +4,10 @@ Built once per loaded project: every trigger schema is compiled into a
 ``jsonschema_rs`` validator (:mod:`workflows.payload_schema`: Draft 2020-12,
 ``format`` asserted), so validating a payload on the hot path only runs compiled
 Rust code. Errors are only collected, and explained, for a payload a subscriber
-refuses. :class:`Definitions` bundles a project with its registry; the API and the
-workers hold one and swap it whole on reload.
+refuses, and then at most ``max_errors`` per workflow from a bounded sample of the
+payload (:mod:`workflows.payload_sample`), so that a payload with 90,000 errors
+costs what one with a hundred does. :class:`Definitions` bundles a project with
+its registry; the API and the workers hold one and swap it whole on reload.
 """
 
 from __future__ import annotations
@@ -22,9 +24,14 @@ from workflows.jsonpointer import pointer
 from workflows.loading.loader import load_project
 from workflows.loading.yamlsource import format_path
 from workflows.model import Project, Trigger, Workflow
+from workflows.payload_sample import has_conditionals, take
 from workflows.payload_schema import UncompilableSchema, compile_payload_schema
 
+#: errors listed per refusing workflow unless told otherwise (``HERALD_MAX_ERRORS``)
+MAX_ERRORS = 20
 _MAX_MESSAGE = 200
+#: the longest path or message an error carries (a key may be as long as the body)
+_MAX_TEXT = 300
 #: JSON types as a message names them, in the order a message lists them
 _JSON_TYPES = {
     "object": "an object",
@@ -60,9 +67,27 @@ class PayloadError:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """Why one subscribed workflow refuses a payload: its first errors and how many more."""
+
+    workflow_id: str
+    #: at most ``max_errors`` errors
+    errors: tuple[PayloadError, ...]
+    #: further errors found and not listed
+    more: int
+    #: ``more`` counts every further error; when False the payload was too large to look at
+    #: whole, and ``more`` is a lower bound
+    exact: bool
+    #: errors the validator built to explain this refusal (the work done, bounded)
+    examined: int
+
+
+@dataclass(frozen=True)
 class _Compiled:
     workflow_id: str
     validator: Validator
+    #: the schema applies subschemas depending on values elsewhere (if/then/else...)
+    conditional: bool = False
 
 
 class TriggerRegistry:
@@ -90,7 +115,9 @@ class TriggerRegistry:
                 by_name.setdefault(trigger.name, []).append(Subscription(workflow, trigger))
         validators = {
             name: tuple(
-                _Compiled(s.workflow.id, _compile(s)) for s in subs if s.trigger.schema is not None
+                _Compiled(s.workflow.id, _compile(s), has_conditionals(s.trigger.schema))
+                for s in subs
+                if s.trigger.schema is not None
             )
             for name, subs in by_name.items()
         }
@@ -101,22 +128,75 @@ class TriggerRegistry:
         """The subscriptions to ``name``, by workflow id; ``()`` when none."""
         return self._subscriptions.get(name, ())
 
-    def validate(self, name: str, payload: object) -> list[PayloadError]:
-        """Every error of ``payload`` against every subscriber's schema; ``[]`` when valid."""
+    def validate(
+        self, name: str, payload: object, *, max_errors: int = MAX_ERRORS
+    ) -> list[PayloadError]:
+        """The errors of ``payload`` against every subscriber's schema, at most ``max_errors``
+        per workflow; ``[]`` when valid."""
+        return [e for r in self.refusals(name, payload, max_errors=max_errors) for e in r.errors]
+
+    def refusals(
+        self, name: str, payload: object, *, max_errors: int = MAX_ERRORS
+    ) -> list[Refusal]:
+        """One :class:`Refusal` per subscribed workflow whose schema ``payload`` breaks."""
         compiled = self._validators.get(name)
         if not compiled:
             return []
-        errors: list[PayloadError] = []
-        for entry in compiled:
-            if entry.validator.is_valid(payload):
-                continue
-            for error in entry.validator.iter_errors(payload):
-                errors.extend(_payload_errors(entry.workflow_id, error))
-        return errors
+        return [
+            _refusal(entry, payload, max_errors)
+            for entry in compiled
+            if not entry.validator.is_valid(payload)
+        ]
 
     def names(self) -> tuple[str, ...]:
         """Every event name some workflow subscribes to, sorted."""
         return self._names
+
+
+def _refusal(entry: _Compiled, payload: object, max_errors: int) -> Refusal:
+    """Explain a refused payload from a bounded sample of it (see :mod:`workflows.payload_sample`).
+
+    The sample keeps the first members of every object and array, a few times
+    ``max_errors`` values in all: what the validator builds is bounded by the
+    sample, not by the payload. If nothing the sample shows is sure to hold for
+    the whole payload, the payload's first error is shown (the validator stops at it).
+    """
+    per_container = max(max_errors, 50)
+    sample = take(payload, per_container=per_container, budget=4 * per_container)
+    listed: list[PayloadError] = []
+    found = examined = 0
+    for error in entry.validator.iter_errors(sample.value):
+        examined += 1
+        if not sample.holds(error, conditional=entry.conditional):
+            continue
+        for shown in _payload_errors(entry.workflow_id, error):
+            found += 1
+            if len(listed) < max_errors:
+                listed.append(_bounded(shown))
+    if found:
+        return Refusal(
+            entry.workflow_id, tuple(listed), found - len(listed), not sample.cut, examined
+        )
+    try:
+        entry.validator.validate(payload)
+    except ValidationError as error:
+        examined += 1
+        for shown in _payload_errors(entry.workflow_id, error):
+            found += 1
+            if len(listed) < max_errors:
+                listed.append(_bounded(shown))
+    return Refusal(entry.workflow_id, tuple(listed), found - len(listed), False, examined)
+
+
+def _bounded(error: PayloadError) -> PayloadError:
+    """``error`` with its path and message cut to :data:`_MAX_TEXT` characters."""
+    if len(error.path) <= _MAX_TEXT and len(error.message) <= _MAX_TEXT:
+        return error
+    return PayloadError(error.workflow_id, _cut(error.path), _cut(error.message))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= _MAX_TEXT else text[: _MAX_TEXT - 3] + "..."
 
 
 def _compile(subscription: Subscription) -> Validator:

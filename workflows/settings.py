@@ -39,7 +39,13 @@ class Settings:
     api_tokens: tuple[ApiToken, ...] = ()
     tokens_file: Path | None = None
     max_body_bytes: int = 1024 * 1024
+    #: how deeply a payload's objects and arrays may nest (400 deeper)
+    max_depth: int = 64
+    #: errors a 422 lists per failing workflow (with a count of the rest)
+    max_errors: int = 20
     idempotency_ttl_seconds: int = 24 * 3600
+    #: seconds a rejection (400/403/409/413/415/422) is kept for audit before it is pruned
+    rejection_ttl_seconds: int = 7 * 24 * 3600
     #: requests per second allowed per token; 0 means no limit
     rate_limit_per_second: float = 0.0
     log_level: str = "INFO"
@@ -59,6 +65,12 @@ class Settings:
     visibility_timeout_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
+        for name, variable in (
+            ("max_depth", "HERALD_MAX_DEPTH"),
+            ("max_errors", "HERALD_MAX_ERRORS"),
+        ):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{variable} must be at least 1, got {getattr(self, name)}")
         if not self.database_url:
             default = f"sqlite:///{self.project_dir / '.herald' / 'herald.db'}"
             object.__setattr__(self, "database_url", default)
@@ -90,7 +102,10 @@ class Settings:
         if env.get("HERALD_TOKENS_FILE"):
             values["tokens_file"] = Path(env["HERALD_TOKENS_FILE"])
         _num(env, values, "HERALD_MAX_BODY_BYTES", "max_body_bytes", int)
+        _num(env, values, "HERALD_MAX_DEPTH", "max_depth", int)
+        _num(env, values, "HERALD_MAX_ERRORS", "max_errors", int)
         _num(env, values, "HERALD_IDEMPOTENCY_TTL", "idempotency_ttl_seconds", int)
+        _num(env, values, "HERALD_REJECTION_TTL", "rejection_ttl_seconds", int)
         _num(env, values, "HERALD_RATE_LIMIT", "rate_limit_per_second", float)
         _num(env, values, "HERALD_SWEEP_INTERVAL", "sweep_interval_seconds", float)
         _num(env, values, "HERALD_DISPATCH_DEADLINE", "dispatch_deadline_seconds", float)

@@ -5,7 +5,8 @@ transaction that records a step's result, then publishes or finishes after commi
 
 The rules, in order:
 
-- **Success.** A ``final`` task ends the execution ``SUCCEEDED``. Otherwise
+- **Success.** A ``final`` task ends the execution ``SUCCEEDED``. A router's success
+  names its next task (:attr:`Outcome.route`), which runs. Otherwise
   ``on_success.next`` runs if set; with no ``next`` the execution ends ``SUCCEEDED``.
 - **Error.** ``on_error.next`` runs if set, even when the task is ``final``; the step's
   error is handed to that task as ``{{ .error }}`` (:attr:`Decision.cause`). With no
@@ -42,6 +43,8 @@ class Outcome:
     output: JSON = None
     #: the step error record ``{"type", "message", ...}``
     error: Mapping[str, JSON] | None = None
+    #: the task a router chose (its route for the condition's value, or its default)
+    route: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,8 @@ class Decision:
 def decide(workflow: Workflow, task: Task, outcome: Outcome, steps_taken: int) -> Decision:
     """What follows ``task`` ending with ``outcome`` after ``steps_taken`` steps in all."""
     if outcome.ok:
+        if outcome.route is not None:
+            return _follow(workflow, task, outcome.route, "route", steps_taken, cause=None)
         if task.final or task.on_success is None:
             return Decision(next_task=None, status=ExecutionStatus.SUCCEEDED)
         return _follow(workflow, task, task.on_success, "on_success", steps_taken, cause=None)
@@ -79,15 +84,17 @@ def _follow(
     cause: Mapping[str, JSON] | None,
 ) -> Decision:
     """Run ``next_id`` next, unless the step limit is reached or the task does not exist."""
+    where = f"{task.id} route" if via == "route" else f"{task.id}.{via}.next"
     if steps_taken >= workflow.max_steps:
         message = (
             f"step limit reached: {steps_taken} steps taken, the workflow allows"
-            f" {workflow.max_steps} (max_steps); {task.id}.{via}.next -> {next_id} not run"
+            f" {workflow.max_steps} (max_steps); {where} -> {next_id} not run"
         )
         return _failed(STEP_LIMIT, message, task, cause)
     if all(candidate.id != next_id for candidate in workflow.tasks):
+        what = "route" if via == "route" else f"{via}.next"
         message = (
-            f'task "{task.id}" {via}.next names task "{next_id}", which workflow'
+            f'task "{task.id}" {what} names task "{next_id}", which workflow'
             f' "{workflow.id}" does not have (its definition changed?)'
         )
         return _failed(UNKNOWN_TASK, message, task, cause)

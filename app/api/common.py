@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 from flask import Response, jsonify, request
 
 from app.auth import require_scope
-from app.errors import ValidationFailed
+from app.errors import RateLimited, Unauthorized, ValidationFailed
 from app.state import state
 from workflows.settings import ApiToken
 
@@ -38,11 +38,18 @@ def ok(data: Any, status: int = 200, **top: Any) -> Response:
 def authorize(scope: str) -> ApiToken:
     """The calling token, which must hold ``scope``; 401, 403 or 429 otherwise.
 
-    Then refuse query parameters the endpoint does not document (400 naming them).
+    A 401 or 429 is counted (:mod:`app.refusals`). Then refuse query parameters
+    the endpoint does not document (400 naming them).
     """
-    token = state().tokens.authenticate(request.headers.get("Authorization"))
-    require_scope(token, scope)
-    state().limiter.check(token.name)
+    st = state()
+    token: ApiToken | None = None
+    try:
+        token = st.tokens.authenticate(request.headers.get("Authorization"))
+        require_scope(token, scope)
+        st.limiter.check(token.name)
+    except (Unauthorized, RateLimited) as exc:
+        st.refusals.count(exc.status, token.name if token else None, request.remote_addr)
+        raise
     refuse_unknown_query()
     return token
 

@@ -1,8 +1,10 @@
 """The Events API: ``POST /api/v1/events`` (intake) and its read side.
 
-Every refused event is audited in the ``rejections`` table (401 included, with
-no token name) and logged; a 503 cannot be audited since the database is the
-thing that is down, so it is only logged.
+A refused event is audited in the ``rejections`` table and logged, except a 401
+or a 429: those are counted in memory and logged at a bounded rate
+(:mod:`app.refusals`), since anyone can send them as fast as they like. A 503
+cannot be audited since the database is the thing that is down, so it is only
+logged.
 """
 
 from __future__ import annotations
@@ -23,11 +25,12 @@ from app.api.common import (
     refuse_unknown_query,
     time_param,
 )
-from app.auth import require_event, require_scope
+from app.auth import require_event, require_scope, visibility
 from app.envelope import read_envelope
 from app.errors import ClientError, NotFound, ValidationFailed
 from app.intake import RequestMeta, accept
 from app.logs import log_event
+from app.refusals import COUNTED
 from app.state import state
 from workflows.model import EventStatus
 from workflows.settings import ApiToken
@@ -48,7 +51,7 @@ def post_event() -> Response:
         require_scope(token, "events:write")
         st.limiter.check(token.name)
         refuse_unknown_query()
-        envelope = read_envelope(request, st.settings.max_body_bytes)
+        envelope = read_envelope(request, st.settings.max_body_bytes, st.settings.max_depth)
         name = envelope.name
         meta = RequestMeta(token.name, request.remote_addr, g.request_id)
         log_event(
@@ -70,10 +73,16 @@ def post_event() -> Response:
 
 
 def _audit(exc: ClientError, token: ApiToken | None, name: str | None) -> None:
-    """Record and log a refused event; a database outage here loses only the audit row."""
+    """Record and log a refused event; a database outage here loses only the audit row.
+
+    A 401 or 429 is only counted (:class:`~app.refusals.Refusals`).
+    """
+    if exc.status in COUNTED:
+        state().refusals.count(exc.status, token.name if token else None, request.remote_addr)
+        return
     log_event(
         "event.rejected",
-        level=logging.WARNING if exc.status != 401 else logging.INFO,
+        level=logging.WARNING,
         status=exc.status,
         code=exc.code,
         reason=exc.message,
@@ -105,11 +114,14 @@ def _audit(exc: ClientError, token: ApiToken | None, name: str | None) -> None:
 
 @bp.get("/events/<event_id>")
 def get_event(event_id: str) -> Response:
-    """One event with its planned executions and, where they exist, their status."""
-    authorize("events:read")
+    """One event with its planned executions and, where they exist, their status.
+
+    An event the token may not see is "not found", as one that does not exist.
+    """
+    seen = visibility(authorize("events:read"), "events")
     with state().sessions() as session:
         event = store.get_event(session, event_id)
-        if event is None:
+        if event is None or not seen.allows(event):
             raise NotFound(f"no event with id {event_id!r}", details={"event_id": event_id})
         ids = [r["execution_id"] for r in event.routes]
         statuses = store.execution_statuses(session, ids)
@@ -118,8 +130,12 @@ def get_event(event_id: str) -> Response:
 
 @bp.get("/events")
 def list_events() -> Response:
-    """Events, newest first, filtered by name, status and time; cursor-paginated."""
-    authorize("events:read")
+    """Events, newest first, filtered by name, status and time; cursor-paginated.
+
+    Only those the token may see: its own (every token's with ``events:read:all``),
+    with names its patterns match.
+    """
+    seen = visibility(authorize("events:read"), "events")
     limit, before_id = page_params()
     where = store.EventFilter(
         name=request.args.get("name"),
@@ -131,7 +147,7 @@ def list_events() -> Response:
     if where.since and where.until and where.since > where.until:
         raise ValidationFailed("`since` is after `until`", details={"field": "since"})
     with state().sessions() as session:
-        rows = store.list_events(session, where, limit + 1)
+        rows = store.list_events(session, where, limit + 1, visible=seen.events_clause())
     kept, next_cursor = page(rows, limit, key=lambda e: e.id)
     return ok({"events": [event_json(e) for e in kept], "next_cursor": next_cursor})
 

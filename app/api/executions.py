@@ -1,12 +1,16 @@
 """Executions: read them with their steps, cancel them, retry a failed one.
 
-``GET /api/v1/executions/<id>`` shows every step (status, attempts, input,
-output, error, timings, worker, usage); ``GET /api/v1/executions`` lists them
+``GET /api/v1/executions/<id>`` shows every step (its task's type, status,
+attempts, input, output, error, timings, worker, usage); ``GET /api/v1/executions`` lists them
 newest first with filters and the events list's cursor pagination.
 ``POST .../cancel`` stops a pending or running execution (steps not yet started
 are cancelled; a running one finishes but starts nothing). ``POST .../retry``
 resumes a failed execution from its failed step: a new visit of that task,
 published after commit (the recovery sweep publishes it if the broker is down).
+
+A token sees and acts on the executions its own events started, unless it holds
+``executions:read:all``; an execution it may not see is "not found" (404) to it,
+as one that does not exist, so that ids tell nothing.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 
 from app.api.common import authorize, choice_param, iso, ok, page, page_params
+from app.auth import visibility
 from app.errors import Conflict, NotFound, ValidationFailed
 from app.logs import log_event
 from app.state import state
 from workflows.engine import control
 from workflows.errors import ExecutionConflict, UnknownExecution
 from workflows.model import ExecutionStatus
+from workflows.settings import ApiToken
 from workflows.store import executions as store
 from workflows.store import steps as step_store
 from workflows.store.models import Execution, Step, utcnow
@@ -34,7 +40,7 @@ bp = Blueprint("executions", __name__)
 @bp.get("/executions/<execution_id>")
 def get_execution(execution_id: str) -> Response:
     """One execution with its steps."""
-    authorize("executions:read")
+    seen = visibility(authorize("executions:read"), "executions")
     execution_id = _id(execution_id)
     with state().sessions() as session:
         execution = session.get(Execution, execution_id)
@@ -43,6 +49,8 @@ def get_execution(execution_id: str) -> Response:
             execution = store.planned_execution(session, execution_id)
             if execution is None:
                 raise _not_found(execution_id)
+        if not seen.allows_execution(session, execution):
+            raise _not_found(execution_id)
         steps = step_store.steps_of(session, execution_id)
     return ok(execution_json(execution, steps))
 
@@ -50,7 +58,7 @@ def get_execution(execution_id: str) -> Response:
 @bp.get("/executions")
 def list_executions() -> Response:
     """Executions newest first, filtered by workflow, status and event; cursor-paginated."""
-    authorize("executions:read")
+    seen = visibility(authorize("executions:read"), "executions")
     limit, before_id = page_params()
     status = choice_param("status", [s.value for s in ExecutionStatus])
     with state().sessions() as session:
@@ -61,6 +69,7 @@ def list_executions() -> Response:
             event=_text_param("event_id"),
             after=before_id,
             limit=limit + 1,
+            visible=seen.executions_clause(),
         )
     kept, next_cursor = page(rows, limit, key=lambda e: e.id)
     return ok({"executions": [execution_json(e) for e in kept], "next_cursor": next_cursor})
@@ -71,6 +80,7 @@ def cancel_execution(execution_id: str) -> Response:
     """Cancel a pending or running execution; 409 when it has already finished."""
     token = authorize("executions:write")
     execution_id = _id(execution_id)
+    _require_visible(token, execution_id)
     with state().sessions.begin() as session, _engine_errors():
         execution = control.cancel(session, execution_id, now=utcnow())
         steps = step_store.steps_of(session, execution_id)
@@ -92,6 +102,7 @@ def retry_execution(execution_id: str) -> Response:
     """
     token = authorize("executions:write")
     execution_id = _id(execution_id)
+    _require_visible(token, execution_id)
     st = state()
     with st.sessions.begin() as session, _engine_errors():
         execution, message = control.resume(
@@ -110,6 +121,23 @@ def retry_execution(execution_id: str) -> Response:
         request_id=g.request_id,
     )
     return ok(execution_json(execution, steps), status=202)
+
+
+def _require_visible(token: ApiToken, execution_id: str) -> None:
+    """404 unless ``token`` may act on the execution (an unknown one is left to the caller).
+
+    Checked before the change, in a read of its own: which event started an
+    execution, and which token sent that event, never change.
+    """
+    seen = visibility(token, "executions")
+    if seen.everything:
+        return
+    with state().sessions() as session:
+        execution = session.get(Execution, execution_id) or store.planned_execution(
+            session, execution_id
+        )
+        if execution is not None and not seen.allows_execution(session, execution):
+            raise _not_found(execution_id)
 
 
 @contextmanager
@@ -147,7 +175,7 @@ def _id(execution_id: str) -> str:
 
 
 def execution_json(execution: Execution, steps: list[Step] | None = None) -> dict[str, Any]:
-    """An execution as the API shows it; with ``steps``, each of its steps."""
+    """An execution as the API shows it; with ``steps``, each of its steps (and its type)."""
     shown: dict[str, Any] = {
         "id": execution.id,
         "event_id": execution.event_id,
@@ -163,15 +191,40 @@ def execution_json(execution: Execution, steps: list[Step] | None = None) -> dic
         "finished_at": iso(execution.finished_at),
     }
     if steps is not None:
-        shown["steps"] = [step_json(step) for step in steps]
+        types = _task_types(execution.workflow_id)
+        shown["steps"] = [step_json(step, _type_of(types, step.task_id)) for step in steps]
     return shown
 
 
-def step_json(step: Step) -> dict[str, Any]:
-    """One step as the API shows it."""
+def _task_types(workflow_id: str) -> dict[str, str]:
+    """``{task id: type}`` of the workflow as loaded now (a task since removed has none)."""
+    workflow = state().definitions.project.workflows.get(workflow_id)
+    types: dict[str, str] = {}
+    for task in workflow.tasks if workflow is not None else ():
+        types[task.id] = task.type
+        for child in task.parallel.children if task.parallel is not None else ():
+            types[child.id] = child.type
+        if task.collection is not None:
+            types[task.collection.task.id] = task.collection.task.type
+    return types
+
+
+def _type_of(types: dict[str, str], task_id: str) -> str | None:
+    """A step's task type; a collection's item step (``x[3]``) has the type of ``x[]``."""
+    if task_id.endswith("]") and "[" in task_id:
+        return types.get(task_id[: task_id.rindex("[")] + "[]")
+    return types.get(task_id)
+
+
+def step_json(step: Step, task_type: str | None = None) -> dict[str, Any]:
+    """One step as the API shows it; ``task_type`` is its task's (basic, router, ...)."""
     return {
         "id": step.id,
         "task_id": step.task_id,
+        "type": task_type,
+        "parent_id": step.parent_id,
+        "item_index": step.item_index,
+        "item": step.item,
         "seq": step.seq,
         "visit": step.visit,
         "status": step.status,
@@ -206,12 +259,19 @@ def _openapi() -> dict[str, Any]:
         "properties": {
             "id": {"type": "string"},
             "task_id": {"type": "string"},
+            "type": {
+                "enum": ["basic", "router", "sleep", "signal", "parallel", "collection", None]
+            },
+            "parent_id": {"type": ["string", "null"]},
+            "item_index": {"type": ["integer", "null"]},
+            "item": {},
             "seq": {"type": "integer", "minimum": 1},
             "visit": {"type": "integer", "minimum": 1},
             "status": {
                 "enum": [
                     "queued",
                     "running",
+                    "waiting",
                     "retrying",
                     "succeeded",
                     "failed",

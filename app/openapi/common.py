@@ -40,7 +40,7 @@ ERRORS_READ = {
             "WWW-Authenticate": {"required": True, "schema": {"type": "string"}},
         },
     },
-    "403": error("The token lacks the read scope."),
+    "403": error("The token lacks the scope this operation needs."),
     "429": {
         **error("Rate limited (HERALD_RATE_LIMIT requests/second per token)."),
         "headers": {

@@ -5,6 +5,14 @@ from __future__ import annotations
 from app.envelope import MAX_KEY, MAX_NAME, NAME
 from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_body, path_id, ref
 
+#: who reads which events: said on every read operation
+READ_SCOPE = (
+    "Needs `events:read`. A token sees only the events it sent, unless it holds "
+    "`events:read:all` (or `*`); in both cases only events whose name matches one of "
+    "its event-name patterns. An event it may not see is answered 404, like one that "
+    "does not exist."
+)
+
 EVENT_NAME = {"type": "string", "pattern": f"^{NAME.pattern}$", "maxLength": MAX_NAME}
 
 EVENTS: Section = {
@@ -44,7 +52,8 @@ EVENTS: Section = {
                     "415": error("The body is not `application/json`."),
                     "422": json_body(
                         ref("SchemaValidationError"),
-                        "The payload fails a subscribed workflow's schema; nothing started.",
+                        "The payload fails a subscribed workflow's schema; nothing started. "
+                        "At most HERALD_MAX_ERRORS (20) errors per workflow, and how many more.",
                     ),
                     "429": ERRORS_READ["429"],
                     "503": error("The database is unavailable; nothing was accepted."),
@@ -53,6 +62,7 @@ EVENTS: Section = {
             "get": {
                 "operationId": "listEvents",
                 "summary": "Events, newest first, with filters and cursor pagination.",
+                "description": READ_SCOPE,
                 "security": [{"bearer": []}],
                 "parameters": [
                     {"name": "name", "in": "query", "schema": {"type": "string"}},
@@ -89,11 +99,12 @@ EVENTS: Section = {
             "get": {
                 "operationId": "getEvent",
                 "summary": "One event, its planned executions and their current status.",
+                "description": READ_SCOPE,
                 "security": [{"bearer": []}],
                 "parameters": path_id("event_id"),
                 "responses": {
                     "200": json_body(ref("EventResponse"), "The event."),
-                    "404": error("No such event."),
+                    "404": error("No such event, or one this token may not see."),
                     **ERRORS_READ,
                 },
             }
@@ -149,11 +160,27 @@ EVENTS: Section = {
                             "type": "array",
                             "items": {
                                 "type": "object",
-                                "required": ["workflow_id", "errors"],
+                                "required": [
+                                    "workflow_id",
+                                    "errors",
+                                    "more_errors",
+                                    "more_errors_exact",
+                                ],
                                 "properties": {
                                     "workflow_id": {"type": "string"},
+                                    "more_errors": {
+                                        "type": "integer",
+                                        "minimum": 0,
+                                        "description": "Errors found beyond those listed.",
+                                    },
+                                    "more_errors_exact": {
+                                        "type": "boolean",
+                                        "description": "False when the payload was too large "
+                                        "to examine whole: `more_errors` is then a lower bound.",
+                                    },
                                     "errors": {
                                         "type": "array",
+                                        "description": "At most HERALD_MAX_ERRORS errors.",
                                         "items": {
                                             "type": "object",
                                             "required": ["path", "message"],

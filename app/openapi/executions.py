@@ -13,18 +13,28 @@ from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_
 
 _ID = path_id("execution_id")
 
+#: who sees which executions: said on every operation
+_SCOPE = (
+    "A token sees, and acts on, only the executions its own events started, unless it "
+    "holds `executions:read:all` (or `*`); in both cases only those started by events "
+    "whose name matches one of its event-name patterns. An execution it may not see is "
+    "answered 404, like one that does not exist."
+)
+_NOT_FOUND = error("No such execution, or one this token may not see.")
+
 
 def _control(operation_id: str, summary: str) -> dict[str, Any]:
     return {
         "post": {
             "operationId": operation_id,
             "summary": summary,
+            "description": f"Needs `executions:write`. {_SCOPE}",
             "security": [{"bearer": []}],
             "parameters": _ID,
             "responses": {
                 "200": json_body(ref("ExecutionResponse"), "The execution after the change."),
                 "202": json_body(ref("ExecutionResponse"), "The change was accepted."),
-                "404": error("No such execution."),
+                "404": _NOT_FOUND,
                 "409": error("The execution is not in a state that allows this."),
                 **ERRORS_READ,
             },
@@ -38,6 +48,7 @@ EXECUTIONS: Section = {
             "get": {
                 "operationId": "listExecutions",
                 "summary": "Executions, newest first, with filters and cursor pagination.",
+                "description": f"Needs `executions:read`. {_SCOPE}",
                 "security": [{"bearer": []}],
                 "parameters": [
                     {"name": "workflow_id", "in": "query", "schema": {"type": "string"}},
@@ -67,11 +78,12 @@ EXECUTIONS: Section = {
             "get": {
                 "operationId": "getExecution",
                 "summary": "One execution with its steps (status, attempts, input, output, error).",
+                "description": f"Needs `executions:read`. {_SCOPE}",
                 "security": [{"bearer": []}],
                 "parameters": _ID,
                 "responses": {
                     "200": json_body(ref("ExecutionResponse"), "The execution."),
-                    "404": error("No such execution."),
+                    "404": _NOT_FOUND,
                     **ERRORS_READ,
                 },
             }

@@ -56,6 +56,7 @@ WORKERS: Section = {
                 "last_seen_at",
                 "seconds_since_seen",
                 "stopped_at",
+                "running_count",
                 "running",
             ],
             "properties": {
@@ -79,9 +80,15 @@ WORKERS: Section = {
                 "last_seen_at": TIME,
                 "seconds_since_seen": {"type": "number", "minimum": 0},
                 "stopped_at": NULLABLE_TIME,
+                "running_count": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "How many steps are recorded as running under this worker.",
+                },
                 "running": {
                     "type": "array",
-                    "description": "The steps recorded as running under this worker.",
+                    "description": "The steps recorded as running under this worker, of the "
+                    "executions the token may read (the executions:read rules).",
                     "items": {
                         "type": "object",
                         "required": ["step_id", "execution_id", "task_id", "visit", "attempt"],

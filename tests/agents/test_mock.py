@@ -77,4 +77,4 @@ def test_a_schema_the_mock_cannot_satisfy_is_a_clear_error() -> None:
     with pytest.raises(InvalidStepIO) as caught:
         run_agent(agent, "validate", {}, idempotency_key="k", timeout=5, environ={})
 
-    assert "does not match '^ord_[0-9]+$'" in caught.value.message
+    assert 'does not match "^ord_[0-9]+$"' in caught.value.message

@@ -140,9 +140,9 @@ def test_answer_that_does_not_fit_names_the_field(
     with pytest.raises(InvalidStepIO) as caught:
         run_agent(agent, "default", {}, idempotency_key="k", timeout=10, environ=key_env)
 
-    assert "at /valid: 'yes' is not of type 'boolean'" in caught.value.message
+    assert 'at /valid: "yes" is not of type "boolean"' in caught.value.message
     assert caught.value.details["errors"] == [
-        {"path": "/valid", "message": "'yes' is not of type 'boolean'"}
+        {"path": "/valid", "message": '"yes" is not of type "boolean"'}
     ]
     assert caught.value.retryable is False
 

@@ -46,7 +46,7 @@ def test_input_that_does_not_fit_is_refused_before_any_call(
     with pytest.raises(InvalidStepIO) as caught:
         run_agent(agent, "validate", {"order": 1}, idempotency_key="k", timeout=5, environ=key_env)
 
-    assert "the input does not fit: at /: 'orderId' is a required property" in (
+    assert 'the input does not fit: at /: "orderId" is a required property' in (
         caught.value.message
     )
     assert fake_openai.requests == []

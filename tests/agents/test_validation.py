@@ -43,10 +43,10 @@ def test_text_that_is_not_json_is_refused(content: str) -> None:
 @pytest.mark.parametrize(
     ("value", "path", "message"),
     [
-        ({}, "/", "'email' is a required property"),
-        ({"email": "not-an-email"}, "/email", "'not-an-email' is not a 'email'"),
+        ({}, "/", '"email" is a required property'),
+        ({"email": "not-an-email"}, "/email", '"not-an-email" is not a "email"'),
         ({"email": "a@example.com", "items": [1, 0]}, "/items/1", "0 is less than the minimum"),
-        ({"email": 5}, "/email", "5 is not of type 'string'"),
+        ({"email": 5}, "/email", '5 is not of type "string"'),
     ],
 )
 def test_input_errors_name_the_field_and_the_problem(value: Any, path: str, message: str) -> None:
@@ -81,3 +81,20 @@ def test_read_only_schemas_are_thawed_for_jsonschema() -> None:
     frozen = MappingProxyType({"type": "object", "required": ("a",)})
 
     assert thaw(frozen) == {"type": "object", "required": ["a"]}
+
+
+@pytest.mark.timeout(20)  # Python's backtracking engine needs minutes (2^32 steps) here
+def test_schema_patterns_run_in_linear_time() -> None:
+    schema = {"type": "object", "properties": {"code": {"type": "string", "pattern": "^(a+)+$"}}}
+    with pytest.raises(InvalidStepIO) as caught:
+        check_input("agent-a", "act", schema, {"code": "a" * 32 + "!"})
+    assert "does not match" in caught.value.message
+    with pytest.raises(InvalidStepIO):
+        parse_output("agent-a", "act", schema, {"code": "a" * 32 + "!"}, "")
+
+
+def test_a_schema_jsonschema_rs_cannot_compile_is_named() -> None:
+    schema = {"type": "string", "pattern": "^a\\Z"}  # Python's syntax, not ECMA-262's
+    with pytest.raises(InvalidStepIO) as caught:
+        check_input("agent-a", "act", schema, "a")
+    assert caught.value.details["errors"][0]["path"] == "<schema>"  # type: ignore[index]

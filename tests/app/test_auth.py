@@ -83,6 +83,27 @@ def test_tokens_file_yaml_with_env_secret(tmp_path: Path) -> None:
     assert tokens.authenticate("Bearer dash-secret").name == "dash"
 
 
+def test_a_tokens_file_entry_without_scopes_may_only_send_events(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.yaml"
+    path.write_text("- {name: sender, token: s}\n")
+
+    (sender,) = read_tokens_file(path, {})
+
+    assert sender.scopes == frozenset({"events:write"})
+    require_scope(sender, "events:write")
+    for scope in ["events:read", "executions:read", "executions:write", "workflows:read"]:
+        with pytest.raises(Forbidden, match=scope):
+            require_scope(sender, scope)
+
+
+def test_read_all_holds_read() -> None:
+    auditor = ApiToken("auditor", "s", frozenset({"events:read:all", "executions:read:all"}))
+    require_scope(auditor, "events:read")
+    require_scope(auditor, "executions:read")
+    with pytest.raises(Forbidden):
+        require_scope(auditor, "executions:write")
+
+
 def test_tokens_file_json(tmp_path: Path) -> None:
     path = tmp_path / "tokens.json"
     path.write_text('[{"name": "a", "token": "s", "scopes": ["*"]}]')
@@ -104,6 +125,7 @@ def test_tokens_file_json(tmp_path: Path) -> None:
         ("- {name: a, token: s}\n- {name: a, token: t}", "configured twice"),
         ("- [unclosed", "not valid YAML"),
         ("- {name: " + "n" * 101 + ", token: s}", "longer than 100"),
+        ("- {name: a, token: s, events: ['order.[ab]']}", r"pattern\(s\) 'order.\[ab\]'"),
     ],
 )
 def test_tokens_file_errors_say_what_and_where(tmp_path: Path, content: str, message: str) -> None:

@@ -195,7 +195,7 @@ def test_retry_of_a_succeeded_execution_is_409(api: FlaskClient, engine_rt: Runt
 
 
 def test_control_needs_the_write_scope(make_app: Callable[..., Flask], engine_rt: Runtime) -> None:
-    reader = ApiToken(name="reader", secret="read-only", scopes=frozenset({"executions:read"}))
+    reader = ApiToken(name="reader", secret="read-only", scopes=frozenset({"executions:read:all"}))
     app = make_app(project_dir=ENGINE_DIR, api_tokens=(reader,))
     chain, _ = _start(engine_rt, "engine.chain", {"value": 1})
     headers = {"Authorization": "Bearer read-only"}
@@ -232,3 +232,37 @@ def test_cancelling_before_dispatch_means_dispatch_starts_nothing(
     assert [m.args for m in engine_rt.celery.sent] == [  # type: ignore[attr-defined]
         [api.get(f"/api/v1/executions/{other}", headers=AUTH).get_json()["data"]["steps"][0]["id"]]
     ]
+
+
+def test_looking_up_an_execution_reads_no_payload_it_does_not_return(
+    api: FlaskClient, engine_rt: Runtime
+) -> None:
+    """An unknown id costs the payloads of no pending event; a planned one reads one."""
+    from sqlalchemy import event
+
+    big = {"blob": "x" * 100_000}
+    planned = [
+        accept(engine_rt.sessions, engine_rt.project, "engine.chain", big) for _ in range(30)
+    ]
+    statements: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine_rt.engine, "before_cursor_execute", record)
+    try:
+        unknown = api.get("/api/v1/executions/exe_00000000000000000000000000", headers=AUTH)
+        read_for_unknown = list(statements)
+        statements.clear()
+        event_id, (execution_id, *_) = planned[7]
+        pending = api.get(f"/api/v1/executions/{execution_id}", headers=AUTH)
+    finally:
+        event.remove(engine_rt.engine, "before_cursor_execute", record)
+
+    assert unknown.status_code == 404
+    assert not [s for s in read_for_unknown if "events.payload" in s]
+    assert pending.status_code == 200
+    shown = pending.get_json()["data"]
+    assert (shown["status"], shown["event_id"], shown["input"]) == ("pending", event_id, big)
+    payload_reads = [s for s in statements if "events.payload" in s]
+    assert len(payload_reads) == 1 and "events.id = " in payload_reads[0]  # by primary key

@@ -24,7 +24,7 @@ from tests.app.test_openapi import assert_matches
 from workflows.ids import new_id
 from workflows.settings import ApiToken
 from workflows.store import workers as fleet
-from workflows.store.models import Execution, Step, utcnow
+from workflows.store.models import Event, Execution, Step, utcnow
 
 
 def _worker(engine: Engine, name: str, *, seen: datetime, stopped: bool = False) -> str:
@@ -50,10 +50,29 @@ def _worker(engine: Engine, name: str, *, seen: datetime, stopped: bool = False)
     return worker_id
 
 
-def _running_step(engine: Engine, worker_id: str) -> str:
+def _running_step(engine: Engine, worker_id: str, *, sent_by: str | None = None) -> str:
+    """A step ``worker_id`` runs, of an execution started by an event ``sent_by`` sent."""
     execution_id, step_id = new_id("exe"), new_id("stp")
+    event_id = new_id("evt") if sent_by else None
     with Session(engine) as session, session.begin():
-        session.add(Execution(id=execution_id, workflow_id="wf", status="running", input={}))
+        if sent_by:
+            session.add(
+                Event(
+                    id=event_id,
+                    name="order.created",
+                    payload={},
+                    status="dispatched",
+                    routes=[],
+                    token_name=sent_by,
+                    publish_count=1,
+                )
+            )
+            session.flush()
+        session.add(
+            Execution(
+                id=execution_id, event_id=event_id, workflow_id="wf", status="running", input={}
+            )
+        )
         session.flush()
         session.add(
             Step(
@@ -108,6 +127,7 @@ def test_the_fleet_shows_each_workers_state_and_what_it_runs(
     assert alive["state"] == "alive" and alive["seconds_since_seen"] < 10
     assert (alive["hostname"], alive["pid"], alive["concurrency"]) == ("alive@host-1", 4242, 2)
     assert [s["step_id"] for s in alive["running"]] == [fleet_of_three["step"]]
+    assert alive["running_count"] == 1
     assert alive["running"][0]["task_id"] == "charge"
     stale = shown[fleet_of_three["stale"]]
     assert (stale["state"], stale["status"], stale["running"]) == ("stale", "running", [])
@@ -174,3 +194,19 @@ def test_the_workers_endpoint_is_in_the_openapi_document(client: FlaskClient) ->
     operation = document["paths"]["/api/v1/workers"]["get"]
     assert {p["name"] for p in operation["parameters"]} == {"state", "limit", "cursor"}
     assert "workers:read" in operation["description"]
+
+
+def test_a_token_sees_every_worker_but_only_the_steps_of_executions_it_may_read(
+    make_app: Callable[..., Flask], clean_db: Engine
+) -> None:
+    worker_id = _worker(clean_db, "busy", seen=utcnow())
+    mine = _running_step(clean_db, worker_id, sent_by="ops")
+    _running_step(clean_db, worker_id, sent_by="someone-else")
+    ops = ApiToken("ops", "ops-secret", frozenset({"workers:read"}))
+    client = make_app(api_tokens=(ops,)).test_client()
+
+    answer = client.get("/api/v1/workers", headers={"Authorization": "Bearer ops-secret"})
+
+    (busy,) = answer.get_json()["data"]["workers"]
+    assert busy["running_count"] == 2
+    assert [s["step_id"] for s in busy["running"]] == [mine]

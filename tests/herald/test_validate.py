@@ -91,3 +91,31 @@ def test_validate_defaults_to_the_current_directory(
 
     assert result.exit_code == 0, result.output
     assert f"project {project.resolve()} (1 file(s))" in result.output
+
+
+FLOW_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "flow"
+
+
+def test_validate_prints_flow_tasks_with_where_they_lead() -> None:
+    result = CliRunner().invoke(cli, ["validate", "--project", str(FLOW_DIR)])
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "  task route: router on input.country"
+        "  [US -> ship-us, CA -> ship-ca, default -> ship-intl]"
+    ) in result.output
+    assert (
+        "  task pick: router on input.flag  [true -> accepted, default -> error]" in result.output
+    )
+
+
+def test_validate_prints_sleeps_delays_and_signals() -> None:
+    result = CliRunner().invoke(cli, ["validate", "--project", str(FLOW_DIR)])
+
+    assert result.exit_code == 0, result.output
+    assert "  task wait-a-week: sleep 7d  [success -> wake]" in result.output
+    assert "  task remind: tool ok (./tools/ok.py) after 1h30m  [success -> pick]" in result.output
+    assert (
+        "  task request-invoice: signal flow.invoice.requested"
+        "  [success -> done, error -> invoice-refused]"
+    ) in result.output

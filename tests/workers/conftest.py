@@ -289,3 +289,45 @@ def start_worker(
             worker.proc.send_signal(signal.SIGTERM)
     for worker in started:
         worker.stop()
+
+
+# -- the flow-control tests' project (routers, sleeps, signals, parallel) -----------------
+
+FLOW_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "flow"
+WorkerStarter = Callable[..., WorkerProcess]
+
+
+@pytest.fixture(scope="session")
+def flow_project() -> Project:
+    """The flow fixture project, loaded."""
+    return load_project(FLOW_DIR)
+
+
+@pytest.fixture
+def frt(pg_url: str, clean_db: Engine, flow_project: Project) -> Iterator[Runtime]:
+    """A runtime on the flow project whose publishes are recorded, not sent."""
+    yield Runtime(
+        settings=Settings(project_dir=FLOW_DIR, database_url=pg_url, broker_url="memory://"),
+        project=flow_project,
+        engine=clean_db,
+        sessions=db.make_sessionmaker(clean_db),
+        celery=RecordingCelery(),  # type: ignore[arg-type]
+        hostname="test-host",
+    )
+
+
+@pytest.fixture
+def flow_worker(start_worker: WorkerStarter) -> WorkerStarter:
+    """Start ``herald worker`` on the flow project (as ``start_worker`` does)."""
+
+    def start(**options: Any) -> WorkerProcess:
+        env = {"HERALD_PROJECT_DIR": str(FLOW_DIR), **options.pop("env", {})}
+        return start_worker(env=env, **options)
+
+    return start
+
+
+@pytest.fixture
+def flow_sessions(clean_db: Engine) -> sessionmaker[Session]:
+    """Sessions on the test database, emptied after the test."""
+    return db.make_sessionmaker(clean_db)

@@ -359,6 +359,21 @@ def test_the_visibility_timeout_outlasts_the_longest_step(
             assert value >= MAX_COUNTDOWN + 2 * lease_seconds(task)
 
 
+def test_the_visibility_timeout_counts_the_children_of_a_parallel_task(tmp_path: Path) -> None:
+    from workflows.loading.loader import load_project
+
+    (tmp_path / "tool.py").write_text("def run(input):\n    return input\n")
+    (tmp_path / "fan.yaml").write_text(
+        "id: fan\ntriggers:\n  - type: signal\n    name: fan.go\n"
+        "tools:\n  - id: t\n    execute: ./tool.py\n"
+        "tasks:\n  - id: fan\n    type: parallel\n    tasks:\n"
+        '      - id: quick\n        $use: tool(local::tools.#(id=="t"))\n        timeout: 5\n'
+        '      - id: long\n        $use: tool(local::tools.#(id=="t"))\n        timeout: 7200\n'
+    )
+    project = load_project(tmp_path)
+    assert visibility_timeout(project, 3600.0) == MAX_COUNTDOWN + 2 * (7200.0 + 40.0)
+
+
 def _project_with(root: Path, timeouts: list[float]) -> Path:
     (root / "tool.py").write_text("def run(input):\n    return input\n")
     tasks_yaml = "".join(

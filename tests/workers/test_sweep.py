@@ -223,3 +223,26 @@ def test_a_failed_publish_does_not_push_an_events_next_try_further_out(rt: Runti
 
     assert sweep.sweep(rt, now=late).events == [event_id]  # due at once, not after a backoff
     assert [m.args for m in rt.celery.sent] == [[event_id]]  # type: ignore[attr-defined]
+
+
+def test_the_sweep_prunes_rejections_past_their_time_to_live(rt: Runtime) -> None:
+    from workflows.store.models import Rejection
+
+    ttl = rt.settings.rejection_ttl_seconds
+    now = utcnow()
+    with rt.sessions.begin() as session:
+        for age, code in ((ttl + 60, "expired"), (ttl - 60, "kept")):
+            session.add(
+                Rejection(
+                    at=now - timedelta(seconds=age),
+                    status_code=422,
+                    code=code,
+                    message="refused",
+                )
+            )
+
+    report = sweep.sweep(rt, now=now)
+
+    assert report.pruned == 1
+    with rt.sessions() as session:
+        assert session.scalars(select(Rejection.code)).all() == ["kept"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
@@ -79,9 +80,9 @@ def test_a_python_tool_failure_is_a_tool_error(tmp_path: Path, body: str, messag
         (
             {"sku": 5},
             "input_schema",
-            "input does not match its schema: /sku: 5 is not of type 'string'",
+            'input does not match its schema: /sku: 5 is not of type "string"',
         ),
-        ({}, "input_schema", "'sku' is a required property"),
+        ({}, "input_schema", '"sku" is a required property'),
         ({"sku": "a"}, "output_schema", "output does not match its schema"),
     ],
 )
@@ -169,3 +170,104 @@ def test_the_module_cache_is_per_path(tmp_path: Path) -> None:
     assert run_tool(_tool(a), {}, CONTEXT, timeout=5) == "a"
     assert run_tool(_tool(b), {}, CONTEXT, timeout=5) == "b"
     assert a.resolve() in tools._modules and b.resolve() in tools._modules
+
+
+def _in_a_thread(tmp_path: Path, call: Any, pidfile: Path, limit: float = 30.0) -> Any:
+    """Run ``call`` in a thread, as the threads pool does (no soft time limit to rescue it);
+    if it is still running after ``limit``, kill the tool (pid in ``pidfile``) and fail."""
+    import threading
+
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = call()
+        except BaseException as exc:  # handed to the test below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(limit)
+    if thread.is_alive():
+        if pidfile.exists():
+            os.killpg(int(pidfile.read_text()), 9)
+        thread.join(10)
+        pytest.fail(f"run_tool was still blocked after {limit:.0f} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def test_a_tool_that_writes_lots_to_stderr_before_reading_stdin_finishes(
+    tmp_path: Path,
+) -> None:
+    import sys
+
+    pidfile = tmp_path / "pid"
+    path = _script(
+        tmp_path,
+        "chatty",
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        f"open({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+        "os.write(2, b'e' * 1_100_000)\n"  # 1.1 MB before reading anything
+        "read = 0\n"
+        "while chunk := os.read(0, 4096):\n"  # then more with each bit of stdin
+        "    read += len(chunk)\n"
+        "    os.write(2, b'e' * 8192)\n"
+        "json.dump({'read': read}, sys.stdout)\n",
+    )
+    value = {"blob": "x" * 1_500_000}  # 1.5 MB on stdin
+
+    output = _in_a_thread(
+        tmp_path, lambda: run_tool(_tool(path), value, CONTEXT, timeout=20), pidfile
+    )
+
+    assert output == {"read": len(json.dumps(value))}
+
+
+def test_a_tool_that_never_reads_stdin_is_killed_at_its_timeout(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    path = _script(tmp_path, "deaf.sh", f"#!/bin/sh\necho $$ > {pidfile}\nsleep 30\n")
+
+    started = time.monotonic()
+    with pytest.raises(StepTimedOut):
+        _in_a_thread(
+            tmp_path,
+            lambda: run_tool(_tool(path), {"blob": "x" * 1_000_000}, CONTEXT, timeout=0.5),
+            pidfile,
+        )
+    assert time.monotonic() - started < 10
+
+
+@pytest.mark.timeout(20)  # Python's backtracking engine needs minutes (2^32 steps) here
+@pytest.mark.parametrize("schema_key", ["input_schema", "output_schema"])
+def test_schema_patterns_run_in_linear_time(tmp_path: Path, schema_key: str) -> None:
+    path = _script(tmp_path, "echo.py", "def run(input):\n    return input\n")
+    schema = {"type": "object", "properties": {"name": {"type": "string", "pattern": "^(a+)+$"}}}
+    hostile = {"name": "a" * 32 + "!"}
+
+    with pytest.raises(InvalidStepIO) as caught:
+        run_tool(_tool(path, **{schema_key: schema}), hostile, CONTEXT, timeout=5)
+
+    assert "does not match" in caught.value.message
+    assert run_tool(_tool(path, **{schema_key: schema}), {"name": "aaa"}, CONTEXT, timeout=5)
+
+
+def test_a_schema_is_compiled_once(tmp_path: Path) -> None:
+    from types import MappingProxyType
+
+    from workers import schemas
+
+    schema = {"type": "object", "required": ["a"]}
+    first = schemas.validator(MappingProxyType(dict(schema)))
+    assert schemas.validator(MappingProxyType(dict(schema))) is first  # a copy finds it too
+    assert schemas.validator({"type": "object"}) is not first
+
+
+def test_a_pattern_jsonschema_rs_cannot_compile_is_a_clear_error(tmp_path: Path) -> None:
+    path = _script(tmp_path, "echo.py", "def run(input):\n    return input\n")
+    schema = {"type": "string", "pattern": "^a\\Z"}  # Python's syntax, not ECMA-262's
+    with pytest.raises(InvalidStepIO) as caught:
+        run_tool(_tool(path, input_schema=schema), "a", CONTEXT, timeout=5)
+    assert "input schema cannot be compiled" in caught.value.message

@@ -419,3 +419,109 @@ def test_build_refuses_a_schema_it_cannot_compile_naming_the_trigger(seed_dir: P
     assert trigger.location is not None
     assert (problem.file, problem.line) == (trigger.location.file, trigger.location.line)
     assert problem.path == "triggers[0].schema.properties.sku.pattern"
+
+
+ITEMS_WORKFLOW = """\
+    id: wf
+    triggers:
+      - type: signal
+        name: cart.checked
+        schema:
+          type: object
+          required: [cartId]
+          properties:
+            items:
+              type: array
+              items:
+                type: object
+                required: [productId, quantity, price]
+                properties:
+                  price: {type: number, minimum: 0}
+    tasks:
+      - id: a
+        $use: tool(global::tools.#(id=="notify"))
+    """
+
+
+#: the most values a sample of a refused payload holds (4 x max(HERALD_MAX_ERRORS, 50))
+SAMPLE_VALUES = 200
+#: the most errors the validator builds to explain one, for this schema: 3 per value, + cartId
+MOST_EXAMINED = SAMPLE_VALUES * 3 + 1
+
+
+@pytest.fixture
+def items_registry(make_project: MakeProject) -> TriggerRegistry:
+    return Definitions.load(make_project({"wf.yaml": ITEMS_WORKFLOW})).registry
+
+
+def test_30000_empty_items_give_20_errors_and_bounded_work(
+    items_registry: TriggerRegistry,
+) -> None:
+    payload = {"items": [{} for _ in range(30_000)]}  # 90,001 errors in all
+
+    (refusal,) = items_registry.refusals("cart.checked", payload)
+
+    assert len(refusal.errors) == 20
+    assert refusal.errors[0] == PayloadError("wf", "/cartId", "cartId: required field is missing")
+    assert refusal.errors[1].path == "/items/0/productId"
+    assert refusal.more > 0 and refusal.exact is False  # "at least this many more"
+    assert refusal.examined <= MOST_EXAMINED  # the sample's errors, not the payload's 90,001
+
+
+def test_a_small_payload_is_counted_exactly(items_registry: TriggerRegistry) -> None:
+    payload = {"cartId": "c", "items": [{} for _ in range(10)]}  # 30 errors
+
+    (refusal,) = items_registry.refusals("cart.checked", payload, max_errors=5)
+
+    assert len(refusal.errors) == 5
+    assert (refusal.more, refusal.exact, refusal.examined) == (25, True, 30)
+    assert items_registry.validate("cart.checked", payload, max_errors=5) == list(refusal.errors)
+
+
+def test_an_error_past_the_sample_is_still_found(items_registry: TriggerRegistry) -> None:
+    fine = {"productId": "p", "quantity": 1, "price": 1}
+    payload = {"cartId": "c", "items": [fine] * 29_999 + [{**fine, "price": -1}]}
+
+    (refusal,) = items_registry.refusals("cart.checked", payload)
+
+    assert [e.path for e in refusal.errors] == ["/items/29999/price"]
+    assert refusal.exact is False and refusal.examined <= MOST_EXAMINED
+
+
+def test_a_cut_object_reports_no_required_field_it_has(make_project: MakeProject) -> None:
+    root = make_project(
+        {
+            "wf.yaml": ITEMS_WORKFLOW.replace("required: [cartId]", "required: [k99, missing]"),
+        }
+    )
+    registry = Definitions.load(root).registry
+    payload = {f"k{i}": i for i in range(120)}  # more keys than a sample keeps
+
+    (refusal,) = registry.refusals("cart.checked", payload)
+
+    assert [e.path for e in refusal.errors] == ["/missing"]
+
+
+def test_a_conditional_schema_trusts_no_cut_sample(make_project: MakeProject) -> None:
+    # whether `then` applies depends on the whole list: a sample could say otherwise
+    conditional = ITEMS_WORKFLOW.replace(
+        "required: [cartId]",
+        "required: [cartId]\n          if: {properties: {items: {minItems: 100}}}\n"
+        "          then: {required: [bulkDiscount]}",
+    )
+    registry = Definitions.load(make_project({"wf.yaml": conditional})).registry
+    fine = {"productId": "p", "quantity": 1, "price": 1}
+
+    small = registry.validate("cart.checked", {"cartId": "c", "items": [fine] * 60})
+    large = registry.refusals("cart.checked", {"cartId": "c", "items": [fine] * 150})
+
+    assert small == []  # 60 items: `then` does not apply
+    (refusal,) = large
+    assert [e.path for e in refusal.errors] == ["/bulkDiscount"]
+
+
+def test_long_keys_are_cut_in_paths_and_messages(items_registry: TriggerRegistry) -> None:
+    key = "k" * 50_000
+    (refusal,) = items_registry.refusals("cart.checked", {"cartId": "c", "items": {key: 1}})
+    (error,) = refusal.errors
+    assert error.path == "/items" and len(error.message) <= 300

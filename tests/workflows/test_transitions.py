@@ -167,3 +167,22 @@ def test_a_task_from_an_older_definition_is_decided_against_the_current_workflow
     assert decision.status is FAILED_STATUS
     assert decision.error is not None
     assert decision.error["type"] == UNKNOWN_TASK
+
+
+# -- a router's choice --------------------------------------------------------------------
+
+
+def test_a_router_success_follows_the_route_it_chose() -> None:
+    decision = decide(WORKFLOW, task("validate"), Outcome(ok=True, route="refund"), 1)
+    assert decision == Decision(next_task="refund", status=ExecutionStatus.RUNNING)
+
+
+def test_a_route_is_bounded_by_the_step_limit_and_must_name_a_task() -> None:
+    limited = decide(WORKFLOW, task("validate"), Outcome(ok=True, route="refund"), 10)
+    assert limited.status is ExecutionStatus.FAILED and limited.error is not None
+    assert limited.error["type"] == STEP_LIMIT
+    assert "validate route -> refund not run" in limited.error["message"]
+
+    gone = decide(WORKFLOW, task("validate"), Outcome(ok=True, route="vanished"), 1)
+    assert gone.error is not None and gone.error["type"] == UNKNOWN_TASK
+    assert 'task "validate" route names task "vanished"' in gone.error["message"]

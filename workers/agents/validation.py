@@ -1,7 +1,8 @@
 """Checking an agent step's input and the model's answer against the action's schemas.
 
-Schemas are checked with jsonschema (the draft their ``$schema`` names, 2020-12 by
-default) with ``format`` asserted. A failure is an :class:`InvalidStepIO` whose
+Schemas are checked with jsonschema_rs (the draft their ``$schema`` names, 2020-12
+by default; :mod:`workers.schemas`: compiled once, regular expressions in linear
+time) with ``format`` asserted. A failure is an :class:`InvalidStepIO` whose
 message names the agent, the action and the first problem, and whose details list
 every problem with its JSON pointer.
 """
@@ -13,9 +14,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from jsonschema import validators
-from jsonschema.exceptions import SchemaError
-
+from workers.schemas import UncompilableSchema, mismatches
 from workflows.errors import InvalidStepIO
 from workflows.jsonpointer import pointer
 from workflows.model import JSON
@@ -36,18 +35,12 @@ def thaw(value: Any) -> JSON:
 
 
 def problems(schema: JSON, instance: JSON) -> list[dict[str, str]]:
-    """Every way ``instance`` fails ``schema``: ``{"path": JSON pointer, "message": ...}``."""
-    cls = validators.validator_for(schema)
+    """The first ways ``instance`` fails ``schema``: ``{"path": JSON pointer, "message": ...}``."""
     try:
-        cls.check_schema(schema)
-    except SchemaError as exc:
+        found, _ = mismatches(schema, instance, limit=_MAX_ERRORS)
+    except UncompilableSchema as exc:
         return [{"path": "<schema>", "message": f"the schema itself is invalid: {exc.message}"}]
-    validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: [str(p) for p in e.path])
-    return [
-        {"path": pointer(error.absolute_path) or "/", "message": _short(error.message)}
-        for error in errors[:_MAX_ERRORS]
-    ]
+    return [{"path": pointer(m.path) or "/", "message": _short(m.message)} for m in found]
 
 
 def check_input(agent_id: str, action_id: str, schema: JSON, input: JSON) -> None:

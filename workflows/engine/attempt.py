@@ -31,6 +31,8 @@ class Attempt:
     #: the rendered ``with`` (None when rendering failed)
     input: Any = None
     usage: dict[str, Any] = field(default_factory=dict)
+    #: the task a router chose
+    route: str | None = None
 
     @classmethod
     def succeeded(cls, output: Any, *, input: Any, usage: dict[str, Any]) -> Attempt:
@@ -75,7 +77,9 @@ class Attempt:
     @property
     def outcome(self) -> Outcome:
         """The outcome the transition function decides on."""
-        return Outcome(ok=self.ok, output=self.output if self.ok else None, error=self.error)
+        return Outcome(
+            ok=self.ok, output=self.output if self.ok else None, error=self.error, route=self.route
+        )
 
 
 def idempotency_key(step: Step) -> str:

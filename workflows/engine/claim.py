@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from workflows.engine.context import build_context
-from workflows.engine.messages import Publish, lease_seconds, run_message
+from workflows.engine.messages import Message, Publish, due_message, lease_seconds
 from workflows.engine.progress import fail_execution, give_up, lost_too_often
 from workflows.model import ExecutionStatus, Project, StepStatus, Task, Workflow
 from workflows.store import steps as step_store
@@ -58,7 +58,7 @@ class Claimed:
 
     outcome: ClaimOutcome
     claim: Claim | None = None
-    publish: list[Publish] = field(default_factory=list)
+    publish: list[Message] = field(default_factory=list)
     #: the step as found, when there was one (for the caller's log line)
     step: Step | None = None
     #: why the step was dropped or failed
@@ -112,9 +112,15 @@ def claim(
         message_id=message_id,
     ):
         reason = f"step is {found.status}"
+        if redelivered and workflow is not None and found.status == StepStatus.WAITING.value:
+            # a parallel step whose worker died after commit: its children, again
+            from workflows.engine.parallel import republish_children
+
+            again: list[Message] = [*republish_children(session, workflow, found)]
+            return Claimed(ClaimOutcome.REPUBLISHED, publish=again, step=found, reason=reason)
         if redelivered and workflow is not None and StepStatus(found.status).finished:
             # its worker may have died between commit and publish: publish what followed
-            successor = _queued_successor(session, workflow, found)
+            successor: list[Message] = [*_queued_successor(session, workflow, found, now)]
             return Claimed(ClaimOutcome.REPUBLISHED, publish=successor, step=found, reason=reason)
         return Claimed(ClaimOutcome.DROPPED, step=found, reason=reason)
     step = found  # now holding the claimed row
@@ -144,7 +150,9 @@ def claim(
     )
 
 
-def _queued_successor(session: Session, workflow: Workflow, step: Step) -> list[Publish]:
+def _queued_successor(
+    session: Session, workflow: Workflow, step: Step, now: datetime
+) -> list[Publish]:
     """The step that followed ``step``, if it is still queued, to publish again."""
     after = step_store.step_at(session, step.execution_id, step.seq + 1)
     if after is None or after.status != StepStatus.QUEUED.value:
@@ -152,5 +160,6 @@ def _queued_successor(session: Session, workflow: Workflow, step: Step) -> list[
     task = workflow.find_task(after.task_id)
     if task is None:
         return []
-    after.publish_count += 1
-    return [run_message(after.id, task)]
+    message = due_message(after.id, task, not_before=after.not_before, now=now)
+    after.publish_count += len(message)
+    return message

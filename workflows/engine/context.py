@@ -34,6 +34,12 @@ def build_context(
     }
     if step.cause is not None:
         context["error"] = step.cause
+    if step.item_index is not None:  # a collection's item step: its item and index
+        task = workflow.find_task(step.task_id)
+        owner = workflow.find_task(task.parent) if task is not None and task.parent else None
+        if owner is not None and owner.collection is not None:
+            context[owner.collection.item_var] = step.item
+            context[owner.collection.index_var] = step.item_index
     return context
 
 

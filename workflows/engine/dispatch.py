@@ -16,7 +16,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from workflows.engine.messages import Publish, run_message
+from workflows.engine.messages import Publish, due_message
+from workflows.engine.progress import queue_visit
 from workflows.model import EventStatus, ExecutionStatus, Project
 from workflows.store import executions as store
 from workflows.store import steps as step_store
@@ -53,8 +54,10 @@ def create_executions(
         execution = session.get(Execution, step.execution_id)
         assert execution is not None
         workflow = project.workflows[execution.workflow_id]
-        publish.append(run_message(step.id, workflow.task(step.task_id)))
-        if not created:
+        task = workflow.task(step.task_id)
+        message = due_message(step.id, task, not_before=step.not_before, now=now)
+        publish.extend(message)
+        if not created and message:
             step.publish_count += 1  # published again: a redelivery or the sweep
     if event.status == EventStatus.ACCEPTED.value:
         event.status = EventStatus.DISPATCHED.value
@@ -99,7 +102,7 @@ def _create_execution(
         return 0
     execution = store.lock_execution(session, execution_id)
     assert execution is not None
-    step_store.queue_step(session, execution, workflow.first_task.id, now=now)
+    queue_visit(session, execution, workflow.first_task, now=now)
     if route.get("version") not in (None, workflow.version):
         changes.append(
             {

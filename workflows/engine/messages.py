@@ -7,7 +7,9 @@ message never names work the database does not hold yet.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 from workflows.model import Project, Task
 
@@ -51,10 +53,39 @@ def lease_seconds(task: Task) -> float:
     return task.step_timeout + HARD_LIMIT_GRACE + LEASE_MARGIN
 
 
+def due_message(
+    step_id: str, task: Task, *, not_before: datetime | None, now: datetime
+) -> list[Publish]:
+    """A queued step's run message: at once, with a countdown to ``not_before``, or none.
+
+    A step due more than :data:`MAX_COUNTDOWN` seconds from now is not put on
+    the broker (long ETAs there are unsafe): it waits in the database, and the
+    sweep releases it when it is due.
+    """
+    if not_before is None:
+        return [run_message(step_id, task)]
+    wait = (not_before - now).total_seconds()
+    if wait > MAX_COUNTDOWN:
+        return []
+    return [run_message(step_id, task, countdown=max(wait, 0.0))]
+
+
 def longest_lease(project: Project) -> float:
-    """The longest lease any step of ``project`` may hold (0 without tasks)."""
-    tasks = [task for workflow in project.workflows.values() for task in workflow.tasks]
+    """The longest lease any step of ``project`` may hold (0 without tasks).
+
+    A parallel task's children and the task a collection runs per item are steps too.
+    """
+    tasks = [task for workflow in project.workflows.values() for task in _steps_of(workflow.tasks)]
     return max((lease_seconds(task) for task in tasks), default=0.0)
+
+
+def _steps_of(tasks: Iterable[Task]) -> Iterator[Task]:
+    for task in tasks:
+        yield task
+        if task.parallel is not None:
+            yield from _steps_of(task.parallel.children)
+        if task.collection is not None:
+            yield from _steps_of([task.collection.task])
 
 
 def visibility_timeout(project: Project, floor: float) -> float:

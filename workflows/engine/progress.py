@@ -8,7 +8,7 @@ it has committed.
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from workflows.engine.attempt import Attempt
 from workflows.engine.context import build_context
-from workflows.engine.messages import MAX_COUNTDOWN, Publish, run_message
+from workflows.engine.messages import MAX_COUNTDOWN, Message, Publish, due_message, run_message
 from workflows.errors import TemplateError
 from workflows.model import ExecutionStatus, Project, StepStatus, Task, Workflow
 from workflows.store import executions as store
@@ -32,9 +32,11 @@ class Settled:
     """What recording an attempt did: the step's status now and the messages to publish."""
 
     status: StepStatus
-    publish: list[Publish]
+    publish: Sequence[Message]
     #: the write was fenced off: the step no longer ran this attempt (a stale worker)
     fenced: bool = False
+    #: the attempt's error record, when it failed
+    error: dict[str, Any] | None = None
 
 
 def settle(
@@ -76,20 +78,24 @@ def settle(
         if not step_store.record_attempt(session, step.id, attempt, values):
             return _fenced(session, step)
         retry = [run_message(step.id, task, countdown=delay)] if short else []
-        return Settled(StepStatus.RETRYING, retry)
+        return Settled(StepStatus.RETRYING, retry, error=result.error)
 
     status = StepStatus.SUCCEEDED if result.ok else result.failure_status
     values.update(status=status.value, finished_at=now, lease_until=None)
     if not step_store.record_attempt(session, step.id, attempt, values):
         return _fenced(session, step)
     if ExecutionStatus(execution.status).finished:
-        return Settled(status, [])  # cancelled while the step ran: record it, start nothing
+        # cancelled while the step ran: record it, start nothing
+        return Settled(status, [], error=result.error)
     context["tasks"][task.id] = {
         "output": values["output"],
         "status": status.value,
         "error": result.error,
     }
-    return Settled(status, advance(session, execution, workflow, task, result, context, now=now))
+    publish = advance(
+        session, execution, workflow, task, result, context, now=now, parent_id=step.parent_id
+    )
+    return Settled(status, publish, error=result.error)
 
 
 def advance(
@@ -101,15 +107,26 @@ def advance(
     context: dict[str, Any],
     *,
     now: datetime,
-) -> list[Publish]:
-    """Apply the transition after ``task``'s step finished: queue the next step or finish."""
-    decision = decide(workflow, task, result.outcome, execution.step_count)
+    parent_id: str | None = None,
+) -> list[Message]:
+    """Apply the transition after ``task``'s step finished: queue the next step or finish.
+
+    A parallel step's child (``parent_id``) goes to its parent's join instead.
+    """
+    if parent_id is not None:
+        from workflows.engine.parallel import join
+
+        return join(session, execution, workflow, parent_id, now=now)
+    taken = execution.step_count
+    if workflow.fans_out:  # children are bounded by their definition: max_steps bounds the rest
+        taken = step_store.top_level_count(session, execution.id)
+    decision = decide(workflow, task, result.outcome, taken)
     if decision.next_task is not None:
         next_task = workflow.task(decision.next_task)
-        created = step_store.queue_step(
-            session, execution, next_task.id, now=now, cause=_plain(decision.cause)
-        )
-        return [run_message(created, next_task)] if created is not None else []
+        queued: list[Message] = [
+            *queue_visit(session, execution, next_task, now=now, cause=_plain(decision.cause))
+        ]
+        return queued
     status = ExecutionStatus(decision.status)
     output: Any = result.output if result.ok else None
     error = _plain(decision.error)
@@ -123,6 +140,36 @@ def advance(
     return []
 
 
+def queue_visit(
+    session: Session,
+    execution: Execution,
+    task: Task,
+    *,
+    now: datetime,
+    cause: dict[str, Any] | None = None,
+    parent_id: str | None = None,
+) -> list[Publish]:
+    """Queue the next visit of ``task`` (waiting its ``delay``, if any); its run message.
+
+    A delay up to :data:`MAX_COUNTDOWN` is a countdown on the message; a longer
+    one publishes nothing: the step waits in the database for the sweep.
+    """
+    not_before = now + timedelta(seconds=task.delay) if task.delay else None
+    created = step_store.queue_step(
+        session,
+        execution,
+        task.id,
+        now=now,
+        cause=cause,
+        not_before=not_before,
+        published=task.delay <= MAX_COUNTDOWN,
+        parent_id=parent_id,
+    )
+    if created is None:
+        return []
+    return due_message(created, task, not_before=not_before, now=now)
+
+
 def give_up(
     session: Session,
     project: Project,
@@ -131,7 +178,7 @@ def give_up(
     message: str,
     *,
     now: datetime,
-) -> list[Publish]:
+) -> list[Message]:
     """Fail a step whose workers keep dying, following its task's on_error.
 
     The caller holds the execution's lock.
@@ -156,7 +203,9 @@ def give_up(
         "status": StepStatus.FAILED.value,
         "error": result.error,
     }
-    return advance(session, execution, workflow, task, result, context, now=now)
+    return advance(
+        session, execution, workflow, task, result, context, now=now, parent_id=step.parent_id
+    )
 
 
 def lost_too_often(step: Step, cap: int) -> str:

@@ -7,10 +7,12 @@ SQLite serialises writers anyway), and returns what to publish after commit:
 - events still ``accepted`` past the dispatch deadline (the wait grows with each publish);
 - steps ``queued`` past the step deadline (``queued_at`` is reset when re-published);
 - ``retrying`` steps whose backoff has passed (long backoffs only live in the database);
+- delayed steps (a ``delay`` or a ``sleep`` too long for a countdown) now due;
 - ``running`` steps whose worker is dead (no heartbeat for ``worker_dead_after_seconds``,
   or stopped) or whose lease has passed: ``lost`` + 1, re-queued, or failed
   (following ``on_error``) past the redelivery cap. The heartbeat finds a dead
-  worker within seconds; the lease is the fallback for a step no live worker row vouches for.
+  worker within seconds; the lease is the fallback for a step no live worker row vouches for;
+- rejection rows older than ``HERALD_REJECTION_TTL``, and rows of workers gone for a week: deleted.
 
 The Celery side runs it from a thread of every worker and as ``herald sweep``.
 :func:`hand_back` is what a worker that stops does with the steps it could not finish.
@@ -32,6 +34,7 @@ from workflows.settings import Settings
 from workflows.store import recovery as found
 from workflows.store import workers
 from workflows.store.models import Execution, Step
+from workflows.store.rejections import prune_rejections
 
 #: the advisory lock that keeps two sweeps from running at once ("herald" in ASCII)
 LOCK_KEY = 0x686572616C64
@@ -55,6 +58,10 @@ class SweepReport:
     #: running steps whose lease passed, requeued
     lost: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    #: delayed steps released (their delay was too long for a countdown)
+    delayed: list[str] = field(default_factory=list)
+    #: rejection rows deleted past their time to live
+    pruned: int = 0
     publish: list[Message] = field(default_factory=list)
     #: a kind filled its batch: more may be due at once
     more: bool = False
@@ -62,7 +69,15 @@ class SweepReport:
     @property
     def total(self) -> int:
         """How many rows this pass acted on."""
-        kinds = (self.events, self.queued, self.retries, self.orphaned, self.lost, self.failed)
+        kinds = (
+            self.events,
+            self.queued,
+            self.retries,
+            self.orphaned,
+            self.lost,
+            self.failed,
+            self.delayed,
+        )
         return sum(len(x) for x in kinds)
 
 
@@ -99,6 +114,10 @@ def sweep(
     for step, execution in retries:
         report.publish += requeue(project, execution, step, now=now)
         report.retries.append(step.id)
+    delayed = found.due_delays(session, now=now, limit=batch)
+    for step, execution in delayed:
+        report.publish += requeue(project, execution, step, now=now)
+        report.delayed.append(step.id)
     orphans: list[found.Found] = []
     if judge_workers:
         dead_after = settings.worker_dead_after_seconds
@@ -107,7 +126,11 @@ def sweep(
         workers.prune(session, before=now - WORKER_RETENTION)
     leases = found.expired_leases(session, now=now, limit=batch)
     _reclaim(session, project, settings, leases, report.lost, report, now=now)
-    report.more = any(len(kind) >= batch for kind in (events, queued, retries, orphans, leases))
+    report.pruned = prune_rejections(
+        session, before=now - timedelta(seconds=settings.rejection_ttl_seconds), limit=batch
+    )
+    kinds = (events, queued, retries, delayed, orphans, leases)
+    report.more = report.pruned >= batch or any(len(kind) >= batch for kind in kinds)
     return report
 
 

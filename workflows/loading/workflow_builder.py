@@ -1,21 +1,25 @@
 """Builds a workflow (``workflows.model.Workflow``) from one resolved YAML document.
 
 On top of the parts of :mod:`workflows.loading.parts_builder` (its own tools and
-agents), it checks the workflow's meaning: unique task ids and trigger names,
-``next`` targets, what ``$use`` points at, ``action`` against the agent, templates
-reading ``.tasks.<id>``, and which tasks no path from the first one reaches (a
-warning).
+agents) and the flow task types of :mod:`workflows.loading.flow_builder`, it checks
+the workflow's meaning: unique task ids and trigger names, ``next`` targets and a
+router's routes, what ``$use`` points at, ``action`` against the agent, templates
+and expressions reading ``.tasks.<id>``, and which tasks no path from the first one
+reaches (a warning).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from workflows.expressions import task_reads
+from workflows.loading.flow_builder import STEP_VARIABLES, FlowBuilder, flow_targets
 from workflows.loading.parts_builder import (
-    PartsBuilder,
     Shared,
     as_dict,
+    as_int,
     as_list,
     as_num,
     as_str,
@@ -24,10 +28,10 @@ from workflows.loading.parts_builder import (
 from workflows.loading.references import UnresolvedReference, locate, parse_use
 from workflows.loading.validation import check_payload_schema
 from workflows.loading.yamlsource import JsonPath, format_path
-from workflows.model import Agent, Defaults, Task, Tool, Trigger, Workflow
+from workflows.model import Agent, Collection, Defaults, Parallel, Task, Tool, Trigger, Workflow
 
 
-class WorkflowBuilder(PartsBuilder):
+class WorkflowBuilder(FlowBuilder):
     """Builds one workflow document, appending every problem to ``problems``."""
 
     def workflow(self, data: Any, shared: Shared) -> Workflow | None:
@@ -46,6 +50,7 @@ class WorkflowBuilder(PartsBuilder):
         if workflow_id is None or not tasks:
             return None
         self.reachability(tasks)
+        self.self_signals(tasks, triggers)
         outputs = data.get("outputs")
         return Workflow(
             id=workflow_id,
@@ -68,6 +73,14 @@ class WorkflowBuilder(PartsBuilder):
                     self.error(
                         path,
                         f"template reads .tasks.{ref[1]}, and there is no task {ref[1]!r} "
+                        f"(tasks: {', '.join(ids) or 'none'})",
+                    )
+        for path, source in self.expression_strings:
+            for task_id in sorted(task_reads(source)):
+                if task_id not in ids:
+                    self.error(
+                        path,
+                        f"expression reads tasks.{task_id}, and there is no task {task_id!r} "
                         f"(tasks: {', '.join(ids) or 'none'})",
                     )
 
@@ -115,14 +128,12 @@ class WorkflowBuilder(PartsBuilder):
         out: list[Task] = []
         for index, raw in enumerate(raws):
             task = self.task(("tasks", index), as_dict(raw), data, shared, tools, agents, defaults)
-            for key in ("on_success", "on_error"):
-                target = as_str(as_dict(as_dict(raw).get(key)).get("next"))
-                if target is not None and target not in ids:
+            for where, target in flow_targets(("tasks", index), as_dict(raw)):
+                if target not in ids:
                     known = ", ".join(ids) or "none"
-                    self.error(
-                        ("tasks", index, key, "next"),
-                        f"next names no task: {target!r} (tasks: {known})",
-                    )
+                    last = where[-1]
+                    what = last if last in ("next", "default") else f"route {last!r}"
+                    self.error(where, f"{what} names no task: {target!r} (tasks: {known})")
             if task is not None:
                 out.append(task)
         return out if len(out) == len(raws) else []
@@ -139,6 +150,16 @@ class WorkflowBuilder(PartsBuilder):
     ) -> Task | None:
         """One task; None when something it needs is missing (already reported)."""
         task_id = as_str(raw.get("id"))
+        if raw.get("type") == "parallel":
+            return self.parallel_task(path, raw, data, shared, tools, agents, defaults)
+        if raw.get("type") == "collection":
+            return self.collection_task(path, raw, data, shared, tools, agents, defaults)
+        if raw.get("type") == "router":
+            return self.router_task(path, raw, task_id)
+        if raw.get("type") == "sleep":
+            return self.sleep_task(path, raw, task_id)
+        if raw.get("type") == "signal":
+            return self.signal_task(path, raw, task_id)
         self.templates((*path, "with"), raw.get("with"))
         use = raw.get("$use")
         if use is None:
@@ -166,6 +187,7 @@ class WorkflowBuilder(PartsBuilder):
             return None
         timeout = as_num(raw.get("timeout"))
         with_ = raw.get("with")
+        delay = self.duration((*path, "delay"), raw.get("delay"))
         return Task(
             id=task_id,
             uses="agent" if isinstance(target, Agent) else "tool",
@@ -179,6 +201,108 @@ class WorkflowBuilder(PartsBuilder):
             final=raw.get("final") is True,
             retry=self.retry(raw.get("retry"), defaults.retry),
             timeout=defaults.timeout if timeout is None else timeout,
+            delay=delay or 0.0,
+            location=self.location(path),
+        )
+
+    def parallel_task(
+        self,
+        path: JsonPath,
+        raw: dict[str, Any],
+        data: dict[str, Any],
+        shared: Shared,
+        tools: dict[str, Tool],
+        agents: dict[str, Agent],
+        defaults: Defaults,
+    ) -> Task | None:
+        """A parallel task: its children (ids ``<parent>.<child>``), strategy and max_workers."""
+        task_id = as_str(raw.get("id"))
+        top = {as_str(as_dict(t).get("id")) for t in as_list(data.get("tasks"))}
+        children: list[Task] = []
+        raws = as_list(raw.get("tasks"))
+        for index, child_raw in enumerate(raws):
+            where: JsonPath = (*path, "tasks", index)
+            child = self.task(where, as_dict(child_raw), data, shared, tools, agents, defaults)
+            if child is None or task_id is None:
+                continue
+            if any(c.short_id == child.id for c in children):
+                self.error((*where, "id"), f"duplicate task id {child.id!r} in {task_id!r}")
+                continue
+            qualified = f"{task_id}.{child.id}"
+            if qualified in top:
+                self.error(
+                    (*where, "id"),
+                    f"{task_id!r}'s task {child.id!r} is {qualified!r}, the id of another task",
+                )
+                continue
+            children.append(dataclasses.replace(child, id=qualified, parent=task_id))
+        max_workers = as_int(raw.get("max_workers"))
+        if task_id is None or not children or len(children) != len(raws):
+            return None
+        return Task(
+            id=task_id,
+            uses="none",
+            type="parallel",
+            on_success=as_str(as_dict(raw.get("on_success")).get("next")),
+            on_error=as_str(as_dict(raw.get("on_error")).get("next")),
+            final=raw.get("final") is True,
+            delay=self.duration((*path, "delay"), raw.get("delay")) or 0.0,
+            parallel=Parallel(
+                tuple(children), as_str(raw.get("strategy")) or "wait_all", max_workers
+            ),
+            location=self.location(path),
+        )
+
+    def collection_task(
+        self,
+        path: JsonPath,
+        raw: dict[str, Any],
+        data: dict[str, Any],
+        shared: Shared,
+        tools: dict[str, Tool],
+        agents: dict[str, Agent],
+        defaults: Defaults,
+    ) -> Task | None:
+        """A collection: its items (template or expression), filter, and the task per item."""
+        task_id = as_str(raw.get("id"))
+        item_var = as_str(raw.get("item_var")) or "item"
+        index_var = as_str(raw.get("index_var")) or "index"
+        if item_var == index_var:
+            self.error((*path, "index_var"), f"index_var and item_var are both {item_var!r}")
+        text = as_str(raw.get("items"))
+        items: Any = None
+        if text is not None and "{{" in text:
+            self.templates((*path, "items"), text)
+            items = text
+        elif text is not None:
+            items = self.expression((*path, "items"), text, STEP_VARIABLES)
+        per_item = (*STEP_VARIABLES, item_var, index_var)
+        filter_ = self.expression((*path, "filter"), raw.get("filter"), per_item)
+        task_raw = {"id": "item", **as_dict(raw.get("task"))}
+        child = self.task((*path, "task"), task_raw, data, shared, tools, agents, defaults)
+        delay = self.duration((*path, "delay"), raw.get("delay"))
+        if task_id is None or child is None or items is None:
+            return None
+        if raw.get("filter") is not None and filter_ is None:
+            return None
+        per_item_task = dataclasses.replace(child, id=f"{task_id}[]", parent=task_id)
+        return Task(
+            id=task_id,
+            uses="none",
+            type="collection",
+            on_success=as_str(as_dict(raw.get("on_success")).get("next")),
+            on_error=as_str(as_dict(raw.get("on_error")).get("next")),
+            final=raw.get("final") is True,
+            delay=delay or 0.0,
+            collection=Collection(
+                task=per_item_task,
+                items=items,
+                item_var=item_var,
+                index_var=index_var,
+                mode=as_str(raw.get("mode")) or "parallel",
+                max_workers=as_int(raw.get("max_workers")),
+                filter=filter_,
+            ),
             location=self.location(path),
         )
 
@@ -221,8 +345,8 @@ class WorkflowBuilder(PartsBuilder):
         while todo:
             task = todo.pop()
             # after a final task's success the execution ends; its on_error still applies
-            for nxt in (None if task.final else task.on_success, task.on_error):
-                if nxt is not None and nxt not in seen and nxt in by_id:
+            for nxt in task.next_tasks():
+                if nxt not in seen and nxt in by_id:
                     seen.add(nxt)
                     todo.append(by_id[nxt])
         for index, task in enumerate(tasks):

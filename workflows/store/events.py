@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Insert, select, update
+from sqlalchemy import ColumnElement, Connection, Insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -112,9 +112,16 @@ class EventFilter:
     before_id: str | None = None
 
 
-def list_events(session: Session, where: EventFilter, limit: int) -> list[Event]:
-    """Events matching ``where``, newest first (ids sort by arrival), at most ``limit``."""
+def list_events(
+    session: Session, where: EventFilter, limit: int, *, visible: ColumnElement[bool] | None = None
+) -> list[Event]:
+    """Events matching ``where``, newest first (ids sort by arrival), at most ``limit``.
+
+    ``visible`` keeps only what the reader may see (:mod:`workflows.store.visibility`).
+    """
     query = select(Event).order_by(Event.id.desc()).limit(limit)
+    if visible is not None:
+        query = query.where(visible)
     if where.name is not None:
         query = query.where(Event.name == where.name)
     if where.status is not None:

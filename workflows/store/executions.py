@@ -12,7 +12,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select, type_coerce
+from sqlalchemy import ColumnElement, Select, bindparam, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session
 
@@ -74,9 +74,15 @@ def list_executions(
     event: str | None = None,
     after: str | None = None,
     limit: int = 50,
+    visible: ColumnElement[bool] | None = None,
 ) -> list[Execution]:
-    """Executions newest first, filtered; ``after`` is the last id of the previous page."""
+    """Executions newest first, filtered; ``after`` is the last id of the previous page.
+
+    ``visible`` keeps only what the reader may see (:mod:`workflows.store.visibility`).
+    """
     query = select(Execution).order_by(Execution.id.desc()).limit(limit)
+    if visible is not None:
+        query = query.where(visible)
     if workflow:
         query = query.where(Execution.workflow_id == workflow)
     if status:
@@ -96,11 +102,15 @@ def cancel(session: Session, execution: Execution, *, now: datetime) -> None:
 
 
 def last_failed_step(session: Session, execution_id: str) -> Step | None:
-    """The execution's latest step that failed or timed out (where a retry resumes)."""
+    """The execution's latest step that failed or timed out (where a retry resumes).
+
+    A parallel step's child is not one: its parent resumes, with all its children.
+    """
     return session.scalars(
         select(Step)
         .where(
             Step.execution_id == execution_id,
+            Step.parent_id.is_(None),
             Step.status.in_([StepStatus.FAILED.value, StepStatus.TIMED_OUT.value]),
         )
         .order_by(Step.seq.desc())

@@ -62,6 +62,7 @@ class Event(Base):
     status: Mapped[str] = mapped_column(String(16), index=True)
     #: the executions planned at accept time: [{"workflow_id", "version", "execution_id"}]
     routes: Mapped[list[Any]]
+    #: the API token that sent it: what it may read back (workflows.store.visibility)
     token_name: Mapped[str] = mapped_column(String(100))
     client_addr: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str | None] = mapped_column(String(64))
@@ -77,6 +78,8 @@ class Event(Base):
 
     __table_args__ = (
         UniqueConstraint("token_name", "idempotency_key", name="uq_events_token_idempotency"),
+        # a token that reads only its own events lists them newest first
+        Index("ix_events_token_name_id", "token_name", "id"),
     )
 
 
@@ -160,6 +163,13 @@ class Step(Base):
     finished_at: Mapped[datetime | None]
     #: times the run message was published (the recovery sweep adds to it)
     publish_count: Mapped[int] = mapped_column(Integer, default=0)
+    #: the parallel step this step is a child of (None for a step of the workflow's chain)
+    parent_id: Mapped[str | None] = mapped_column(
+        ForeignKey("steps.id", name="fk_steps_parent_id"), index=True
+    )
+    #: for a collection's child: its item, and the item's position in the collection's list
+    item: Mapped[Any | None]
+    item_index: Mapped[int | None] = mapped_column(Integer)
 
     __table_args__ = (
         UniqueConstraint("execution_id", "task_id", "visit", name="uq_steps_visit"),

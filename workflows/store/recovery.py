@@ -113,6 +113,24 @@ def due_retries(session: Session, *, now: datetime, deadline: float, limit: int)
     )
 
 
+def due_delays(session: Session, *, now: datetime, limit: int) -> list[Found]:
+    """Delayed steps never published (a delay or sleep too long for a countdown) now due.
+
+    They were queued with ``publish_count`` 0 and ``queued_at == not_before``.
+    """
+    return _locked(
+        session,
+        (
+            Step.status == StepStatus.QUEUED.value,
+            Step.queued_at <= now,
+            Step.publish_count == 0,
+            Step.not_before <= now,
+        ),
+        Step.not_before,
+        limit,
+    )
+
+
 def steps_of_dead_workers(
     session: Session, *, now: datetime, dead_after: float, limit: int
 ) -> list[Found]:

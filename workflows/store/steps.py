@@ -72,7 +72,17 @@ def _step_with_execution() -> Select[Step, Execution, str, datetime]:
 
 
 def queue_step(
-    session: Session, execution: Execution, task_id: str, *, now: datetime, cause: Any = None
+    session: Session,
+    execution: Execution,
+    task_id: str,
+    *,
+    now: datetime,
+    cause: Any = None,
+    not_before: datetime | None = None,
+    published: bool = True,
+    parent_id: str | None = None,
+    item: Any = None,
+    item_index: int | None = None,
 ) -> str | None:
     """Queue the next visit of ``task_id`` as the execution's next step; its id, or None.
 
@@ -80,6 +90,10 @@ def queue_step(
     (counted in the INSERT itself: one round trip, a Core statement returning
     only the id); the unique constraints make a second insert for the same
     position a no-op (None is returned then). ``execution.step_count`` is advanced.
+
+    A delayed step has ``not_before`` (it is due then, which ``queued_at`` says
+    too); one not ``published`` (a delay too long for a countdown) has
+    ``publish_count`` 0 and waits for the sweep to release it.
     """
     seq = execution.step_count + 1
     params = {
@@ -88,7 +102,12 @@ def queue_step(
         "p_task": task_id,
         "p_seq": seq,
         "p_cause": cause,
-        "p_now": now,
+        "p_now": now if not_before is None else not_before,
+        "p_not_before": not_before,
+        "p_publish_count": 1 if published else 0,
+        "p_parent": parent_id,
+        "p_item": item,
+        "p_item_index": item_index,
     }
     dialect = session.get_bind().dialect.name
     row = session.connection().execute(_queue_step_statement(dialect), params).first()
@@ -129,7 +148,11 @@ def _queue_step_statement(dialect: str) -> Any:
             lost=0,
             cause=bindparam("p_cause", type_=table.c.cause.type),
             queued_at=bindparam("p_now", type_=table.c.queued_at.type),
-            publish_count=1,
+            not_before=bindparam("p_not_before", type_=table.c.not_before.type),
+            publish_count=bindparam("p_publish_count", type_=table.c.publish_count.type),
+            parent_id=bindparam("p_parent", type_=table.c.parent_id.type),
+            item=bindparam("p_item", type_=table.c.item.type),
+            item_index=bindparam("p_item_index", type_=table.c.item_index.type),
         )
         .returning(table.c.id)
     )
@@ -276,11 +299,83 @@ def steps_of(session: Session, execution_id: str) -> list[Step]:
 
 
 def cancel_unfinished_steps(session: Session, execution_id: str, *, now: datetime) -> int:
-    """Cancel the execution's queued and retrying steps; running ones finish on their own."""
+    """Cancel the execution's queued, retrying and waiting steps; running ones finish on their own.
+
+    A waiting step is a parallel step whose children run: cancelled with them.
+    """
     result = session.execute(
         update(Step)
-        .where(Step.execution_id == execution_id, Step.status.in_(CLAIMABLE))
+        .where(
+            Step.execution_id == execution_id,
+            Step.status.in_((*CLAIMABLE, StepStatus.WAITING.value)),
+        )
         .values(status=StepStatus.CANCELLED.value, finished_at=now)
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def lock_step(session: Session, step_id: str) -> Step | None:
+    """The step as the database has it now, locked until the transaction ends (PostgreSQL).
+
+    The caller holds its execution's lock already (lock order: execution before step).
+    """
+    return session.scalars(
+        select(Step)
+        .where(Step.id == step_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def children_of(session: Session, parent_id: str) -> list[Step]:
+    """The child steps of a parallel step, as the database has them now, in order."""
+    return list(
+        session.scalars(
+            select(Step)
+            .where(Step.parent_id == parent_id)
+            .order_by(Step.seq)
+            .execution_options(populate_existing=True)
+        )
+    )
+
+
+def cancel_children(session: Session, parent_id: str, *, now: datetime) -> int:
+    """Cancel a parallel step's children that have not started; running ones finish alone."""
+    result = session.execute(
+        update(Step)
+        .where(Step.parent_id == parent_id, Step.status.in_(CLAIMABLE))
+        .values(status=StepStatus.CANCELLED.value, finished_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def child_counts(session: Session, parent_id: str) -> dict[str, int]:
+    """``{status: count}`` of a step's children (one aggregate, not the rows)."""
+    rows = session.execute(
+        select(Step.status, func.count()).where(Step.parent_id == parent_id).group_by(Step.status)
+    )
+    return {status: int(count) for status, count in rows}
+
+
+def item_results(session: Session, parent_id: str) -> list[tuple[int, str, Any, Any]]:
+    """``(item_index, status, output, error)`` of a collection's item steps, in item order."""
+    rows = session.execute(
+        select(Step.item_index, Step.status, Step.output, Step.error)
+        .where(Step.parent_id == parent_id)
+        .order_by(Step.item_index)
+    )
+    return [(int(i or 0), status, output, error) for i, status, output, error in rows]
+
+
+def top_level_count(session: Session, execution_id: str) -> int:
+    """The execution's steps that are no step's children (what ``max_steps`` bounds)."""
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Step)
+            .where(Step.execution_id == execution_id, Step.parent_id.is_(None))
+        )
+        or 0
+    )

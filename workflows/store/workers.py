@@ -20,7 +20,7 @@ from sqlalchemy import ColumnElement, Connection, case, delete, func, or_, selec
 from sqlalchemy.orm import Session
 
 from workflows.model import StepStatus
-from workflows.store.models import Step, Worker
+from workflows.store.models import Execution, Step, Worker
 
 
 class WorkerStatus(StrEnum):
@@ -114,20 +114,40 @@ def count_by_state(session: Session, *, now: datetime, dead_after: float) -> dic
     return counts
 
 
-def running_steps(session: Session, worker_ids: Sequence[str]) -> dict[str, list[Step]]:
-    """The steps each of these workers is running now (as the database has it), oldest first."""
+def running_steps(
+    session: Session, worker_ids: Sequence[str], *, visible: ColumnElement[bool] | None = None
+) -> dict[str, list[Step]]:
+    """The steps each of these workers is running now (as the database has it), oldest first.
+
+    ``visible`` (a clause on ``executions``) keeps the steps of the executions a reader may see.
+    """
     if not worker_ids:
         return {}
-    rows = session.scalars(
+    query = (
         select(Step)
         .where(Step.status == StepStatus.RUNNING.value, Step.worker_id.in_(list(worker_ids)))
         .order_by(Step.started_at, Step.id)
     )
+    if visible is not None:
+        query = query.join(Execution, Execution.id == Step.execution_id).where(visible)
+    rows = session.scalars(query)
     found: dict[str, list[Step]] = {}
     for step in rows:
         assert step.worker_id is not None
         found.setdefault(step.worker_id, []).append(step)
     return found
+
+
+def running_counts(session: Session, worker_ids: Sequence[str]) -> dict[str, int]:
+    """How many steps each of these workers is running now (those with none are absent)."""
+    if not worker_ids:
+        return {}
+    rows = session.execute(
+        select(Step.worker_id, func.count())
+        .where(Step.status == StepStatus.RUNNING.value, Step.worker_id.in_(list(worker_ids)))
+        .group_by(Step.worker_id)
+    )
+    return {str(worker_id): int(count) for worker_id, count in rows}
 
 
 def prune(session: Session, *, before: datetime) -> int:

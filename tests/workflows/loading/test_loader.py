@@ -359,11 +359,11 @@ BROKEN: list[tuple[str, dict[str, str], str, int, str, str]] = [
             id: wf
             tasks:
               - id: a
-                type: parallel
+                type: loop
                 $use: tool(local::tools.#(id=="notify"))
             """},
         "wf.yaml", 4, "tasks[0].type",
-        "unsupported task type 'parallel' (supported: basic)",
+        "unsupported task type 'loop' (supported: basic, router, sleep, signal, parallel, "
     ),
     (
         "task with nothing to run",
@@ -725,7 +725,7 @@ def test_every_error_is_reported_not_only_the_first(make_project: MakeProject) -
                 colour: blue
                 tasks:
                   - id: one
-                    type: parallel
+                    type: loop
                     $use: tool(local::tools.#(id=="nope"))
                     on_success: {next: two}
                 """,
