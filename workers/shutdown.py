@@ -43,8 +43,9 @@ def drain(rt: Runtime, worker_id: str, grace: float) -> list[Step] | None:
     """
     started = time.monotonic()
     pause = threading.Event()
+    watch = _Watch(rt, worker_id)
     while True:
-        running = _running(rt, worker_id)
+        running = watch.running()
         if running == 0:
             return []
         if time.monotonic() - started >= grace:
@@ -57,11 +58,11 @@ def drain(rt: Runtime, worker_id: str, grace: float) -> list[Step] | None:
             with rt.sessions.begin() as session:
                 more, messages = recovery.hand_back(session, rt.project, worker_id, now=utcnow())
         except SQLAlchemyError as exc:
-            _unreachable(worker_id, exc)
+            watch.unreachable(exc)
             return None
         handed += more
         unsent += len(publish(rt, messages))  # what is not sent, the sweep re-publishes
-        running = _running(rt, worker_id)
+        running = watch.running()
         if running == 0:
             break
         # another transaction held a step's execution (hand_back skips it): try again
@@ -78,14 +79,35 @@ def drain(rt: Runtime, worker_id: str, grace: float) -> list[Step] | None:
     return handed if running == 0 else None
 
 
-def _running(rt: Runtime, worker_id: str) -> int | None:
-    """How many steps this worker is running as the database has it; None if unreachable."""
-    try:
-        with rt.sessions() as session:
-            return len(fleet.running_steps(session, [worker_id]).get(worker_id, []))
-    except SQLAlchemyError as exc:
-        _unreachable(worker_id, exc)
-        return None
+class _Watch:
+    """Counts this worker's running steps; says once that the database is unreachable."""
+
+    def __init__(self, rt: Runtime, worker_id: str) -> None:
+        self.rt = rt
+        self.worker_id = worker_id
+        self.warned = False
+
+    def running(self) -> int | None:
+        """How many steps this worker runs as the database has it; None if unreachable."""
+        try:
+            with self.rt.sessions() as session:
+                found = fleet.running_steps(session, [self.worker_id])
+        except SQLAlchemyError as exc:
+            self.unreachable(exc)
+            return None
+        return len(found.get(self.worker_id, []))
+
+    def unreachable(self, exc: SQLAlchemyError) -> None:
+        """Log (once per shutdown) that the database did not answer."""
+        if self.warned:
+            return
+        self.warned = True
+        log_event(
+            "worker.shutdown_database_unreachable",
+            level=logging.WARNING,
+            worker_id=self.worker_id,
+            reason=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
+        )
 
 
 def stop_attempts(pool: Any, handed: list[Step] | None, requests: Any = None) -> int:
@@ -120,12 +142,3 @@ def stop_attempts(pool: Any, handed: list[Step] | None, requests: Any = None) ->
             break
         stopped += 1
     return stopped
-
-
-def _unreachable(worker_id: str, exc: SQLAlchemyError) -> None:
-    log_event(
-        "worker.shutdown_database_unreachable",
-        level=logging.WARNING,
-        worker_id=worker_id,
-        reason=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}",
-    )

@@ -267,6 +267,22 @@ def test_drain_waits_out_the_grace_then_hands_back_what_still_runs(rt: Runtime) 
     assert shutdown.drain(rt, idle, grace=30) == []  # nothing running: no wait at all
 
 
+def test_drain_with_the_database_gone_says_so_once_and_hands_nothing_back(
+    rt: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tests.support import free_port
+
+    gone = rt.settings.with_(database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/x")
+    cut_off = sweep.sweep_runtime(gone, rt.project, rt.celery)
+    try:
+        with caplog.at_level("WARNING"):
+            assert shutdown.drain(cut_off, "wkr_gone", grace=0.6) is None
+    finally:
+        cut_off.close()
+    said = [r for r in caplog.records if "shutdown_database_unreachable" in r.getMessage()]
+    assert len(said) == 1  # not once per look at the database
+
+
 @dataclass
 class _Request:
     """What ``stop_attempts`` sees of a Celery request."""
