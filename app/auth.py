@@ -43,6 +43,7 @@ SCOPES = frozenset(
         "executions:read",
         "executions:read:all",
         "executions:write",
+        "workers:read",
         "*",
     }
 )

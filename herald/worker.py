@@ -2,11 +2,14 @@
 
 It refuses to start on an unmigrated database or on invalid definitions (every
 problem printed). Each worker gets a unique node name, so several may run on
-one host; each one sweeps (recovers lost work) when it starts and periodically.
+one host; each one sweeps (recovers lost work) when it starts and periodically,
+beats in the ``workers`` table, and on SIGTERM lets its running steps finish
+for ``HERALD_SHUTDOWN_GRACE`` seconds before it hands the rest back.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sys
@@ -62,7 +65,10 @@ def command(
     from workers import logs, runtime
     from workers.agents import check_providers
     from workers.celery_app import Queues, make_celery
+    from workers.heartbeat import HeartbeatStep
     from workers.sweep import SweepStep
+    from workflows.engine.messages import visibility_timeout
+    from workflows.ids import new_id
 
     try:
         settings = Settings.from_env()
@@ -82,13 +88,18 @@ def command(
     logs.configure(level)
     for line in check_providers(project):
         logs.log_event("worker.agent_unavailable", level=logging.WARNING, problem=line)
-    celery: Celery = make_celery(settings)
+    # never below what the project's longest step needs (docs/engine.md, "visibility timeout")
+    visibility = visibility_timeout(project, settings.visibility_timeout_seconds)
+    celery: Celery = make_celery(settings, visibility_timeout=visibility)
+    celery.steps["worker"].add(HeartbeatStep)
     celery.steps["worker"].add(SweepStep)
     node = host_format(default_nodename(hostname or f"herald-{uuid.uuid4().hex[:8]}@%h"))
     # a threads pool shares one engine between its threads: one connection each
     pool_size = (concurrency or os.cpu_count() or 2) if pool == "threads" else 2
-    runtime.configure(settings, project, celery=celery, pool_size=pool_size)
-    worker_ready.connect(_ready, weak=False, dispatch_uid="herald.worker.ready")
+    worker_id = new_id("wkr")
+    runtime.configure(settings, project, celery=celery, pool_size=pool_size, worker_id=worker_id)
+    ready = functools.partial(_ready, worker_id=worker_id, visibility_timeout=visibility)
+    worker_ready.connect(ready, weak=False, dispatch_uid="herald.worker.ready")
     worker = celery.Worker(
         hostname=node,
         pool_cls=pool,
@@ -115,8 +126,15 @@ def _queues(raw: str, queues: object) -> list[str]:
     return [getattr(queues, name) for name in names]
 
 
-def _ready(sender: object = None, **_: object) -> None:
+def _ready(
+    sender: object = None, *, worker_id: str, visibility_timeout: float, **_: object
+) -> None:
     """Log that the worker consumes its queues (tests and operators wait for this line)."""
     from workers.logs import log_event
 
-    log_event("worker.ready", hostname=getattr(sender, "hostname", None))
+    log_event(
+        "worker.ready",
+        hostname=getattr(sender, "hostname", None),
+        worker_id=worker_id,
+        visibility_timeout=visibility_timeout,
+    )

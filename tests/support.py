@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -67,3 +69,59 @@ def drop_role(database_url: str, role: str) -> None:
                 conn.commit()
         finally:
             engine.dispose()
+
+
+class RedisServer:
+    """A redis-server of one test's own, on a free port, without persistence.
+
+    For tests that stop, restart or tune Redis: the machine's shared Redis is never
+    touched. A restart loses every message, as a broker that crashed would.
+    """
+
+    def __init__(self, cwd: Path) -> None:
+        self.port = free_port()
+        self.cwd = cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """Its ``redis://`` URL."""
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self) -> Any:
+        """A redis-py client on it."""
+        import redis
+
+        return redis.Redis(port=self.port, socket_connect_timeout=1)
+
+    def start(self) -> None:
+        """Start it and wait until it answers."""
+        import redis
+
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            cwd=self.cwd,
+        )
+        client = self.client()
+
+        def answers() -> bool:
+            try:
+                return bool(client.ping())
+            except redis.ConnectionError:
+                return False
+
+        wait_for("the private redis-server", answers, timeout=10, interval=0.05)
+
+    def stop(self) -> None:
+        """Stop it (its messages are gone)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+    def restart(self) -> None:
+        """Stop it, then start it again on the same port, empty."""
+        self.stop()
+        self.start()

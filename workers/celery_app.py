@@ -6,7 +6,9 @@ worker imports the task bodies (through ``include``).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Any
 
 from celery import Celery
 
@@ -40,8 +42,47 @@ class Queues:
         return (self.dispatch, self.steps, self.agents)
 
 
-def make_celery(settings: Settings) -> Celery:
-    """A Celery app for ``settings`` with herald's baseline configuration."""
+def _tolerate_a_released_redis_connection() -> None:
+    """Work around a kombu bug that kills a worker when Redis goes away (kombu 5.7).
+
+    On a lost broker connection Celery closes it; closing a channel that holds
+    unacknowledged messages tries to restore them through the transport, whose
+    connection may have been released already (``transport.client`` is None):
+    kombu then raises ``AttributeError`` instead of a connection error, Celery
+    calls it an unrecoverable error and the worker exits, with every other
+    worker that held a message (seen in the chaos test: a Redis restart stopped
+    both workers). Raising a connection error there lets Celery reconnect as it
+    does for any other broker outage; the messages stay unacknowledged in Redis
+    until their visibility timeout (a step they name is recovered by the sweep).
+    """
+    from kombu.transport import redis as kombu_redis
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    channel: Any = kombu_redis.Channel
+    if getattr(channel._connparams, "herald_tolerant", False):
+        return
+    original: Any = channel._connparams
+
+    def _connparams(self: Any, asynchronous: bool = False) -> Any:
+        if self.connection is None or self.connection.client is None:
+            logging.getLogger("herald.broker").warning(
+                "the broker connection was released while closing a channel; reconnecting"
+            )
+            raise RedisConnectionError("the broker connection was released")
+        return original(self, asynchronous=asynchronous)
+
+    _connparams.herald_tolerant = True  # type: ignore[attr-defined]
+    channel._connparams = _connparams
+
+
+def make_celery(settings: Settings, *, visibility_timeout: float | None = None) -> Celery:
+    """A Celery app for ``settings`` with herald's baseline configuration.
+
+    ``visibility_timeout`` matters to a consuming worker only (it is
+    :func:`workflows.engine.messages.visibility_timeout` of its project);
+    publishers keep ``HERALD_VISIBILITY_TIMEOUT``.
+    """
+    _tolerate_a_released_redis_connection()
     queues = Queues.for_prefix(settings.queue_prefix)
     app = Celery("herald", broker=settings.broker_url, include=["workers.tasks"])
     app.conf.update(
@@ -56,9 +97,12 @@ def make_celery(settings: Settings) -> Celery:
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,
         broker_connection_retry_on_startup=True,
-        # Redis redelivers an unacknowledged message after this long; long
-        # delays never sit on Redis (they live in the database, see the sweep).
-        broker_transport_options={"visibility_timeout": 3600},
+        # Redis hands an unacknowledged message out again after this long: never
+        # less than a step may legitimately hold its message; long delays never
+        # sit on Redis (they live in the database, see the sweep).
+        broker_transport_options={
+            "visibility_timeout": visibility_timeout or settings.visibility_timeout_seconds
+        },
         task_default_queue=queues.steps,
         task_routes={
             DISPATCH_TASK: {"queue": queues.dispatch},

@@ -35,6 +35,8 @@ class Runtime:
     celery: Celery
     #: recorded on the steps this process runs
     hostname: str = field(default_factory=socket.gethostname)
+    #: the ``workers`` row of this worker (the main process beats for its pool processes)
+    worker_id: str | None = None
 
     @classmethod
     def create(
@@ -45,6 +47,7 @@ class Runtime:
         celery: Celery | None = None,
         hostname: str | None = None,
         pool_size: int = 2,
+        worker_id: str | None = None,
     ) -> Runtime:
         """A runtime with a fresh engine (and a fresh Celery app unless one is given)."""
         engine = db.make_engine(settings.database_url, pool_size=pool_size)
@@ -55,6 +58,7 @@ class Runtime:
             sessions=db.make_sessionmaker(engine),
             celery=celery if celery is not None else make_celery(settings),
             hostname=hostname or socket.gethostname(),
+            worker_id=worker_id,
         )
 
     def close(self) -> None:
@@ -72,6 +76,8 @@ class Configuration:
     hostname: str | None
     #: database connections kept per process (a threads pool needs one per thread)
     pool_size: int = 2
+    #: the ``workers`` row of this worker, recorded on every step it claims
+    worker_id: str | None = None
 
 
 _lock = threading.Lock()
@@ -86,11 +92,15 @@ def configure(
     celery: Celery | None = None,
     hostname: str | None = None,
     pool_size: int = 2,
+    worker_id: str | None = None,
 ) -> None:
-    """Say what this worker runs with; the runtime itself is built lazily (after any fork)."""
+    """Say what this worker runs with; the runtime itself is built lazily (after any fork).
+
+    Pool processes forked later inherit this, ``worker_id`` included.
+    """
     global _config, _current
     with _lock:
-        _config = Configuration(settings, project, celery, hostname, pool_size)
+        _config = Configuration(settings, project, celery, hostname, pool_size, worker_id)
         _current = None
     worker_process_init.connect(_after_fork, weak=False, dispatch_uid="herald.runtime")
 
@@ -115,6 +125,7 @@ def current() -> Runtime:
                 celery=_config.celery,
                 hostname=_config.hostname,
                 pool_size=_config.pool_size,
+                worker_id=_config.worker_id,
             )
         return _current
 

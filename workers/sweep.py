@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime
 from typing import Any
 
 from celery import Celery, bootsteps
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import create_engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from workers.celery_app import make_celery
 from workers.logs import log_event
@@ -38,22 +37,29 @@ from workflows.store.models import utcnow
 MAX_PASSES = 1000
 
 
-def sweep(rt: Runtime, *, now: datetime | None = None) -> SweepReport:
+def sweep(rt: Runtime, *, now: datetime | None = None, judge_workers: bool = True) -> SweepReport:
     """Recovery passes until nothing more is due; what they did, added up.
 
     A pass whose publishes fail (the broker is down) ends the chain, and the
     events it could not publish get their count back, so an outage does not
-    push their next try further out.
+    push their next try further out. ``judge_workers=False`` leaves the steps of
+    silent workers alone (see :class:`Sweeper`).
     """
     total = SweepReport()
     for _ in range(MAX_PASSES):
         with rt.sessions.begin() as session:
-            report = recovery.sweep(session, rt.project, rt.settings, now=now or utcnow())
+            report = recovery.sweep(
+                session,
+                rt.project,
+                rt.settings,
+                now=now or utcnow(),
+                judge_workers=judge_workers,
+            )
         if report.skipped:
             total.skipped = not total.total
             break
         unsent = publish(rt, report.publish)
-        for kind in ("events", "queued", "retries", "lost", "failed", "delayed"):
+        for kind in ("events", "queued", "retries", "orphaned", "lost", "failed", "delayed"):
             getattr(total, kind).extend(getattr(report, kind))
         total.pruned += report.pruned
         if unsent:
@@ -70,6 +76,7 @@ def sweep(rt: Runtime, *, now: datetime | None = None) -> SweepReport:
             events=len(total.events),
             queued=len(total.queued),
             retries=len(total.retries),
+            orphaned=len(total.orphaned),
             lost=len(total.lost),
             failed=len(total.failed),
             delayed=len(total.delayed),
@@ -86,11 +93,7 @@ def sweep_runtime(settings: Settings, project: Project, celery: Celery | None = 
     that would double the broker round trips of draining a backlog, and Flower
     still sees each task when a worker receives it.
     """
-    url = db.normalize_url(settings.database_url)
-    if url.startswith("sqlite"):
-        engine = db.make_engine(url)
-    else:
-        engine = create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5})
+    engine = db.make_unpooled_engine(settings.database_url)
     return Runtime(
         settings=settings,
         project=project,
@@ -107,11 +110,19 @@ def _publisher(settings: Settings) -> Celery:
 
 
 class Sweeper:
-    """Runs :func:`sweep` now and then every ``interval`` seconds in a daemon thread."""
+    """Runs :func:`sweep` now and then every ``interval`` seconds in a daemon thread.
+
+    It judges workers by their heartbeats only once its own passes have reached
+    the database for ``worker_dead_after_seconds`` in a row: after an outage of
+    the database (or of this host's way to it) every worker's heartbeats look
+    old, and the live ones need that long to be heard from again.
+    """
 
     def __init__(self, rt: Runtime, interval: float) -> None:
         self.rt = rt
         self.interval = interval
+        #: monotonic time since which every pass reached the database (None: the last failed)
+        self._reachable_since: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="herald-sweep", daemon=True)
 
@@ -132,19 +143,27 @@ class Sweeper:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
+            started = time.monotonic()
+            since, dead_after = self._reachable_since, self.rt.settings.worker_dead_after_seconds
+            judge = since is not None and started - since >= dead_after
+            report = None
             try:
-                run_once_logged(self.rt)
+                report = run_once_logged(self.rt, judge_workers=judge)
             except Exception:
                 # A bug in one pass must not end recovery for the life of the process:
                 # log it with its traceback and sweep again at the next interval.
                 logging.getLogger("herald.sweep").exception("sweep pass crashed")
+            if report is None:
+                self._reachable_since = None
+            elif self._reachable_since is None:
+                self._reachable_since = started
             self._stop.wait(self.interval)
 
 
-def run_once_logged(rt: Runtime) -> SweepReport | None:
+def run_once_logged(rt: Runtime, *, judge_workers: bool = True) -> SweepReport | None:
     """One pass whose failure (database or broker down) is logged, not raised."""
     try:
-        return sweep(rt)
+        return sweep(rt, judge_workers=judge_workers)
     except (SQLAlchemyError, HeraldError, KombuError, RedisError, OSError) as exc:
         log_event("sweep.failed", level=logging.WARNING, reason=f"{type(exc).__name__}: {exc}")
         return None

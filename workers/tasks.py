@@ -88,11 +88,13 @@ def sweep() -> None:
 def _run(task: Task, step_id: str) -> None:
     request = task.request
     delivery = request.delivery_info or {}
+    rt = runtime.current()
     run_step(
-        runtime.current(),
+        rt,
         step_id,
-        worker=f"{request.hostname or runtime.current().hostname}/{os.getpid()}",
+        worker=f"{request.hostname or rt.hostname}/{os.getpid()}",
         redelivered=bool(delivery.get("redelivered")),
+        message_id=request.id,
     )
 
 
@@ -119,11 +121,19 @@ def dispatch(rt: Runtime, event_id: str) -> list[str]:
     return done.execution_ids
 
 
-def run_step(rt: Runtime, step_id: str, *, worker: str, redelivered: bool = False) -> str:
+def run_step(
+    rt: Runtime,
+    step_id: str,
+    *,
+    worker: str,
+    redelivered: bool = False,
+    message_id: str | None = None,
+) -> str:
     """Claim a step, run one attempt, settle it, publish what follows; returns its status.
 
-    ``redelivered`` is the broker's flag: the message was handed back after its
-    worker died, so a step still ``running`` is reclaimed (``lost`` + 1).
+    ``redelivered`` is the broker's flag: the message ``message_id`` was handed
+    back after its worker died, so a step it left ``running`` is reclaimed
+    (``lost`` + 1). The claim records this process's worker row (``rt.worker_id``).
     """
     started = time.monotonic()
     with rt.sessions.begin() as session:
@@ -135,6 +145,8 @@ def run_step(rt: Runtime, step_id: str, *, worker: str, redelivered: bool = Fals
             redelivered=redelivered,
             redelivery_cap=rt.settings.redelivery_cap,
             now=utcnow(),
+            worker_id=rt.worker_id,
+            message_id=message_id,
         )
         taken = claimed.claim
         # a router (a task that runs nothing) is settled in the claim's own transaction

@@ -59,6 +59,14 @@ class Settings:
     step_deadline_seconds: float = 60.0
     #: how many times a step may lose its worker before it fails
     redelivery_cap: int = 3
+    #: seconds between two heartbeats of a worker in the ``workers`` table
+    heartbeat_interval_seconds: float = 5.0
+    #: seconds without a heartbeat after which a worker is presumed dead (its steps requeued)
+    worker_dead_after_seconds: float = 15.0
+    #: seconds a worker told to stop (SIGTERM) lets running steps finish before handing them back
+    shutdown_grace_seconds: float = 25.0
+    #: the least Redis visibility timeout; raised to what the project's longest step needs
+    visibility_timeout_seconds: float = 3600.0
 
     def __post_init__(self) -> None:
         for name, variable in (
@@ -71,6 +79,17 @@ class Settings:
         if not self.database_url:
             default = f"sqlite:///{self.project_dir / '.herald' / 'herald.db'}"
             object.__setattr__(self, "database_url", default)
+        if self.heartbeat_interval_seconds <= 0:
+            raise ConfigError("HERALD_HEARTBEAT_INTERVAL must be more than 0 seconds")
+        if self.worker_dead_after_seconds < 2 * self.heartbeat_interval_seconds:
+            raise ConfigError(
+                "HERALD_WORKER_DEAD_AFTER must be at least twice HERALD_HEARTBEAT_INTERVAL "
+                f"({self.worker_dead_after_seconds:g} s < 2 x "
+                f"{self.heartbeat_interval_seconds:g} s): a worker missing one beat would "
+                "be taken for dead"
+            )
+        if self.shutdown_grace_seconds < 0:
+            raise ConfigError("HERALD_SHUTDOWN_GRACE must be 0 seconds or more")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -99,6 +118,10 @@ class Settings:
         _num(env, values, "HERALD_DISPATCH_DEADLINE", "dispatch_deadline_seconds", float)
         _num(env, values, "HERALD_STEP_DEADLINE", "step_deadline_seconds", float)
         _num(env, values, "HERALD_REDELIVERY_CAP", "redelivery_cap", int)
+        _num(env, values, "HERALD_HEARTBEAT_INTERVAL", "heartbeat_interval_seconds", float)
+        _num(env, values, "HERALD_WORKER_DEAD_AFTER", "worker_dead_after_seconds", float)
+        _num(env, values, "HERALD_SHUTDOWN_GRACE", "shutdown_grace_seconds", float)
+        _num(env, values, "HERALD_VISIBILITY_TIMEOUT", "visibility_timeout_seconds", float)
         values.update(overrides)
         return cls(**values)
 

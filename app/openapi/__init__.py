@@ -22,6 +22,7 @@ from app.openapi.common import COMMON_SCHEMAS, Section
 from app.openapi.events import EVENTS
 from app.openapi.executions import EXECUTIONS
 from app.openapi.intake import INTAKE
+from app.openapi.workers import WORKERS
 from app.openapi.workflows import HEALTH, WORKFLOWS
 
 #: blueprint module -> its default section
@@ -31,6 +32,7 @@ SECTIONS: dict[str, Section] = {
     "app.api.workflows": WORKFLOWS,
     "app.api.health": HEALTH,
     "app.api.executions": EXECUTIONS,
+    "app.api.workers": WORKERS,
 }
 
 bp = Blueprint("openapi", __name__)

@@ -95,7 +95,9 @@ class DevServer:
         from app.state import EXTENSION, HeraldState
         from workers import logs as worker_logs
         from workers import runtime
+        from workers.heartbeat import Heartbeat, describe
         from workers.sweep import Sweeper, sweep_runtime
+        from workflows.ids import new_id
         from workflows.store import db
 
         settings = self.settings
@@ -110,7 +112,14 @@ class DevServer:
             worker_logs.configure(settings.log_level)
 
             celery = dev_celery(settings)
-            runtime.configure(settings, definitions.project, celery=celery, hostname=node_name())
+            worker_id = new_id("wkr")
+            runtime.configure(
+                settings,
+                definitions.project,
+                celery=celery,
+                hostname=node_name(),
+                worker_id=worker_id,
+            )
             rt = runtime.current()
             recovered = recover(settings, definitions, celery)
 
@@ -118,11 +127,19 @@ class DevServer:
 
         worker = EmbeddedWorker(celery, threads=self.threads)
         sweeper = Sweeper(sweep_runtime(settings, definitions.project, celery), _interval(settings))
+        # the embedded worker beats too, so that GET /api/v1/workers shows it
+        heartbeat = Heartbeat(
+            db.make_unpooled_engine(settings.database_url),
+            describe(worker.controller, worker_id),
+            interval=settings.heartbeat_interval_seconds,
+            dead_after=settings.worker_dead_after_seconds,
+        )
         holders = _Holders(app=app, runtime=rt, sweeper_runtime=sweeper.rt)
         reloader = threading.Thread(
             target=self._watch, args=(holders,), name="herald-reload", daemon=True
         )
         try:
+            heartbeat.start()
             worker.start()
             sweeper.start()
             reloader.start()
@@ -136,6 +153,7 @@ class DevServer:
             self._stop.set()
             server.server_close()
             worker.stop()
+            heartbeat.stop()
             sweeper.stop()
             reloader.join(timeout=5)
             rt.close()

@@ -411,3 +411,14 @@ def test_without_a_sample_event_the_curl_sends_the_first_trigger(tmp_path: Path)
         "curl -X POST http://127.0.0.1:8080/api/v1/events -H 'Authorization: Bearer t0k' "
         '-H \'Content-Type: application/json\' -d \'{"name": "user.created", "payload": {}}\''
     )
+
+
+def test_the_embedded_worker_is_in_the_fleet(dev: Dev) -> None:
+    status, body = dev.call("GET", "/api/v1/workers?state=alive")
+    assert status == 200, body
+    (worker,) = body["data"]["workers"]
+    assert (worker["pool"], worker["state"], worker["hostname"]) == (
+        "threads",
+        "alive",
+        f"herald-dev@{socket.gethostname()}",
+    )

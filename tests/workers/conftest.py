@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.support import RedisServer
 from workers import tasks
 from workers.celery_app import DISPATCH_TASK
 from workers.runtime import Runtime
@@ -200,6 +201,12 @@ class WorkerProcess:
         """What the worker logged so far."""
         return self.log.read_text(errors="replace")
 
+    def kill_group(self) -> None:
+        """SIGKILL the worker's whole process group (main process and pool children), as
+        when its host or container dies; then reap it."""
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
     def stop(self) -> None:
         """Warm shutdown, then kill if it lingers."""
         if self.proc.poll() is None:
@@ -222,8 +229,20 @@ def worker_env(pg_url: str, redis_url: str, queue_prefix: str) -> dict[str, str]
         "HERALD_SWEEP_INTERVAL": "0.5",
         "HERALD_DISPATCH_DEADLINE": "1",
         "HERALD_STEP_DEADLINE": "3",
+        "HERALD_HEARTBEAT_INTERVAL": "1",
+        "HERALD_WORKER_DEAD_AFTER": "5",
+        "HERALD_SHUTDOWN_GRACE": "5",
         "HERALD_LOG_LEVEL": "INFO",
     }
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own, started; stopped after the test."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -250,6 +269,7 @@ def start_worker(
             stderr=subprocess.STDOUT,
             env=environ,
             cwd=REPO,
+            start_new_session=True,  # a process group of its own, to kill whole
         )
         handle.close()
         worker = WorkerProcess(proc, log, hostname)

@@ -136,7 +136,7 @@ def test_a_crashing_pass_does_not_end_the_sweeper_thread(
 ) -> None:
     passes: list[str] = []
 
-    def flaky(_rt: Runtime) -> None:
+    def flaky(_rt: Runtime, **_: object) -> None:
         passes.append("crash" if not passes else "ok")
         if len(passes) == 1:
             raise RuntimeError("a bug in one pass")

@@ -74,11 +74,16 @@ def claim(
     redelivered: bool,
     redelivery_cap: int,
     now: datetime,
+    worker_id: str | None = None,
+    message_id: str | None = None,
 ) -> Claimed:
-    """Claim step ``step_id`` for one attempt by ``worker``.
+    """Claim step ``step_id`` for one attempt by ``worker`` (its row: ``worker_id``).
 
     ``redelivered`` is the broker's flag: the message was handed back after
-    its worker died, so a step still ``running`` is reclaimed (``lost`` + 1).
+    its worker died, so a step still ``running`` is reclaimed (``lost`` + 1),
+    provided ``message_id`` is the message that claimed it. Another message
+    redelivered late (its worker died and the sweep requeued the step since,
+    under a new message) finds the step running for someone else and is dropped.
     """
     row = step_store.step_with_execution(session, step_id)
     if row is None:
@@ -90,10 +95,21 @@ def claim(
         return Claimed(ClaimOutcome.DROPPED, step=found, reason=f"execution is {execution.status}")
     workflow = project.workflows.get(execution.workflow_id)
     task = workflow.find_task(found.task_id) if workflow is not None else None
-    lost = redelivered and found.status == StepStatus.RUNNING.value
+    lost = (
+        redelivered
+        and found.status == StepStatus.RUNNING.value
+        and (message_id is None or found.message_id in (None, message_id))
+    )
     lease = lease_seconds(task) if task is not None else _UNKNOWN_TASK_LEASE
     if not step_store.claim_step(
-        session, found, worker=worker, now=now, lease_seconds=lease, lost=lost
+        session,
+        found,
+        worker=worker,
+        now=now,
+        lease_seconds=lease,
+        lost=lost,
+        worker_id=worker_id,
+        message_id=message_id,
     ):
         reason = f"step is {found.status}"
         if redelivered and workflow is not None and found.status == StepStatus.WAITING.value:

@@ -7,10 +7,11 @@ message never names work the database does not hold yet.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from workflows.model import Task
+from workflows.model import Project, Task
 
 #: the longest countdown put on the broker; longer delays wait in the database
 MAX_COUNTDOWN = 60.0
@@ -67,3 +68,34 @@ def due_message(
     if wait > MAX_COUNTDOWN:
         return []
     return [run_message(step_id, task, countdown=max(wait, 0.0))]
+
+
+def longest_lease(project: Project) -> float:
+    """The longest lease any step of ``project`` may hold (0 without tasks).
+
+    A parallel task's children and the task a collection runs per item are steps too.
+    """
+    tasks = [task for workflow in project.workflows.values() for task in _steps_of(workflow.tasks)]
+    return max((lease_seconds(task) for task in tasks), default=0.0)
+
+
+def _steps_of(tasks: Iterable[Task]) -> Iterator[Task]:
+    for task in tasks:
+        yield task
+        if task.parallel is not None:
+            yield from _steps_of(task.parallel.children)
+        if task.collection is not None:
+            yield from _steps_of([task.collection.task])
+
+
+def visibility_timeout(project: Project, floor: float) -> float:
+    """Seconds Redis may keep a delivered message unacknowledged before it hands it out again.
+
+    A message stays unacknowledged from its delivery until its task returns:
+    a countdown of up to :data:`MAX_COUNTDOWN`, then possibly a wait for a free
+    pool process behind the longest step, then its own run, each bounded by the
+    longest lease. Below that, Redis would hand a message out again while its
+    step legitimately runs, so ``floor`` (``HERALD_VISIBILITY_TIMEOUT``) is
+    raised to it when the project has long steps.
+    """
+    return max(floor, MAX_COUNTDOWN + 2 * longest_lease(project))

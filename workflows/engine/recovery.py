@@ -8,11 +8,14 @@ SQLite serialises writers anyway), and returns what to publish after commit:
 - steps ``queued`` past the step deadline (``queued_at`` is reset when re-published);
 - ``retrying`` steps whose backoff has passed (long backoffs only live in the database);
 - delayed steps (a ``delay`` or a ``sleep`` too long for a countdown) now due;
-- ``running`` steps whose lease has passed: their worker is presumed lost,
-  ``lost`` + 1, re-queued, or failed (following ``on_error``) past the redelivery cap;
-- rejection rows older than ``HERALD_REJECTION_TTL``: deleted.
+- ``running`` steps whose worker is dead (no heartbeat for ``worker_dead_after_seconds``,
+  or stopped) or whose lease has passed: ``lost`` + 1, re-queued, or failed
+  (following ``on_error``) past the redelivery cap. The heartbeat finds a dead
+  worker within seconds; the lease is the fallback for a step no live worker row vouches for;
+- rejection rows older than ``HERALD_REJECTION_TTL``, and rows of workers gone for a week: deleted.
 
 The Celery side runs it from a thread of every worker and as ``herald sweep``.
+:func:`hand_back` is what a worker that stops does with the steps it could not finish.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from workflows.engine.progress import fail_execution, give_up, lost_too_often
 from workflows.model import ExecutionStatus, Project, StepStatus
 from workflows.settings import Settings
 from workflows.store import recovery as found
+from workflows.store import workers
 from workflows.store.models import Execution, Step
 from workflows.store.rejections import prune_rejections
 
@@ -36,6 +40,8 @@ from workflows.store.rejections import prune_rejections
 LOCK_KEY = 0x686572616C64
 #: rows of each kind handled per pass
 BATCH = 500
+#: how long the rows of workers that stopped or died are kept (``GET /api/v1/workers``)
+WORKER_RETENTION = timedelta(days=7)
 
 
 @dataclass
@@ -47,6 +53,9 @@ class SweepReport:
     events: list[str] = field(default_factory=list)
     queued: list[str] = field(default_factory=list)
     retries: list[str] = field(default_factory=list)
+    #: running steps of dead workers, requeued
+    orphaned: list[str] = field(default_factory=list)
+    #: running steps whose lease passed, requeued
     lost: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     #: delayed steps released (their delay was too long for a countdown)
@@ -60,14 +69,33 @@ class SweepReport:
     @property
     def total(self) -> int:
         """How many rows this pass acted on."""
-        kinds = (self.events, self.queued, self.retries, self.lost, self.failed, self.delayed)
+        kinds = (
+            self.events,
+            self.queued,
+            self.retries,
+            self.orphaned,
+            self.lost,
+            self.failed,
+            self.delayed,
+        )
         return sum(len(x) for x in kinds)
 
 
 def sweep(
-    session: Session, project: Project, settings: Settings, *, now: datetime, batch: int = BATCH
+    session: Session,
+    project: Project,
+    settings: Settings,
+    *,
+    now: datetime,
+    batch: int = BATCH,
+    judge_workers: bool = True,
 ) -> SweepReport:
-    """One recovery pass in the caller's transaction; safe on several processes at once."""
+    """One recovery pass in the caller's transaction; safe on several processes at once.
+
+    ``judge_workers=False`` leaves the steps of silent workers alone in this pass:
+    a caller that could not reach the database for a while cannot tell a dead
+    worker from one whose heartbeats failed for the same reason.
+    """
     report = SweepReport()
     if not _lock(session):
         report.skipped = True
@@ -90,8 +118,34 @@ def sweep(
     for step, execution in delayed:
         report.publish += requeue(project, execution, step, now=now)
         report.delayed.append(step.id)
+    orphans: list[found.Found] = []
+    if judge_workers:
+        dead_after = settings.worker_dead_after_seconds
+        orphans = found.steps_of_dead_workers(session, now=now, dead_after=dead_after, limit=batch)
+        _reclaim(session, project, settings, orphans, report.orphaned, report, now=now)
+        workers.prune(session, before=now - WORKER_RETENTION)
     leases = found.expired_leases(session, now=now, limit=batch)
-    for step, execution in leases:
+    _reclaim(session, project, settings, leases, report.lost, report, now=now)
+    report.pruned = prune_rejections(
+        session, before=now - timedelta(seconds=settings.rejection_ttl_seconds), limit=batch
+    )
+    kinds = (events, queued, retries, delayed, orphans, leases)
+    report.more = report.pruned >= batch or any(len(kind) >= batch for kind in kinds)
+    return report
+
+
+def _reclaim(
+    session: Session,
+    project: Project,
+    settings: Settings,
+    steps: Sequence[found.Found],
+    requeued: list[str],
+    report: SweepReport,
+    *,
+    now: datetime,
+) -> None:
+    """Running steps whose worker is gone: ``lost`` + 1, requeued, or given up past the cap."""
+    for step, execution in steps:
         step.lost += 1
         if step.lost > settings.redelivery_cap:
             message = lost_too_often(step, settings.redelivery_cap)
@@ -99,13 +153,25 @@ def sweep(
             report.failed.append(step.id)
         else:
             report.publish += requeue(project, execution, step, now=now)
-            report.lost.append(step.id)
-    report.pruned = prune_rejections(
-        session, before=now - timedelta(seconds=settings.rejection_ttl_seconds), limit=batch
-    )
-    kinds = (events, queued, retries, delayed, leases)
-    report.more = report.pruned >= batch or any(len(kind) >= batch for kind in kinds)
-    return report
+            requeued.append(step.id)
+
+
+def hand_back(
+    session: Session, project: Project, worker_id: str, *, now: datetime
+) -> tuple[list[Step], list[Publish]]:
+    """Requeue the steps ``worker_id`` is still running: it stops before they finish.
+
+    The worker is alive and leaving, not lost: ``lost`` is not counted. Their
+    attempts end here (a result recorded later is fenced off). Returns the steps
+    handed back (each still names, in ``message_id``, the message its interrupted
+    attempt came by) and their new run messages, to publish after commit.
+    """
+    handed: list[Step] = []
+    publish: list[Publish] = []
+    for step, execution in found.running_steps_of(session, worker_id, limit=BATCH):
+        publish += requeue(project, execution, step, now=now)
+        handed.append(step)
+    return handed, publish
 
 
 def requeue(project: Project, execution: Execution, step: Step, *, now: datetime) -> list[Publish]:

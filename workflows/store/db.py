@@ -17,7 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import NullPool, StaticPool
 
 from workflows.errors import DatabaseUnavailable, SchemaNotMigrated
 
@@ -55,6 +55,18 @@ def make_engine(url: str, *, pool_size: int = 5) -> Engine:
     # instead of pool_pre_ping (a round trip per checkout): see _drop_if_closed_by_server
     event.listen(engine, "checkout", _drop_if_closed_by_server)
     return engine
+
+
+def make_unpooled_engine(url: str) -> Engine:
+    """An engine that keeps no idle connection: for a thread that runs now and then.
+
+    Pool processes may be forked while such a thread lives; with no pooled
+    connection there is none for a child to inherit. (SQLite keeps its usual engine.)
+    """
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        return make_engine(url)
+    return create_engine(url, poolclass=NullPool, connect_args={"connect_timeout": 5})
 
 
 def _drop_if_closed_by_server(dbapi_connection: Any, _record: object, _proxy: object) -> None:

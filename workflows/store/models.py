@@ -1,4 +1,4 @@
-"""SQLAlchemy 2.0 models of herald's state: events, rejections, executions, steps.
+"""SQLAlchemy 2.0 models of herald's state: events, rejections, executions, steps, workers.
 
 Portable between PostgreSQL (production) and SQLite (``herald dev``): JSON
 columns become JSONB on PostgreSQL; times are timezone-aware UTC.
@@ -167,7 +167,13 @@ class Step(Base):
     cause: Mapped[Any | None]
     #: agent token usage and latency, tool metadata
     usage: Mapped[Any | None]
+    #: ``<node name>/<pid>`` of the process that ran the latest attempt
     worker: Mapped[str | None] = mapped_column(String(255))
+    #: the :class:`Worker` whose process claimed the latest attempt (its heartbeats vouch for it)
+    worker_id: Mapped[str | None] = mapped_column(String(40))
+    #: the broker message whose delivery claimed the latest attempt: only a redelivery of
+    #: that very message may reclaim the step while it is running
+    message_id: Mapped[str | None] = mapped_column(String(64))
     queued_at: Mapped[datetime] = mapped_column(default=utcnow)
     #: not to be started before this time (retry backoff)
     not_before: Mapped[datetime | None]
@@ -190,3 +196,34 @@ class Step(Base):
         UniqueConstraint("execution_id", "seq", name="uq_steps_seq"),
         Index("ix_steps_status_queued_at", "status", "queued_at"),
     )
+
+
+class Worker(Base):
+    """One ``herald worker`` process, as its heartbeats describe it.
+
+    The row is written when the worker starts, its ``last_seen_at`` every few
+    seconds by a thread of the worker's main process, and ``stopped_at`` when it
+    shuts down cleanly. A worker whose heartbeats stopped without ``stopped_at``
+    died: the sweep requeues the steps it was running.
+    """
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    #: the Celery node name (``herald-<random>@<host>``)
+    hostname: Mapped[str] = mapped_column(String(255))
+    #: the main process's id on its host
+    pid: Mapped[int] = mapped_column(Integer)
+    host: Mapped[str] = mapped_column(String(255))
+    #: the Celery pool (prefork, threads, solo) and its size
+    pool: Mapped[str] = mapped_column(String(16))
+    concurrency: Mapped[int] = mapped_column(Integer)
+    #: the queues it consumes
+    queues: Mapped[list[Any]]
+    #: the herald version it runs
+    version: Mapped[str] = mapped_column(String(64))
+    #: a WorkerStatus value
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    stopped_at: Mapped[datetime | None]

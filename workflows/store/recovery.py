@@ -1,4 +1,4 @@
-"""What the recovery sweep looks for: late events and steps, due retries, lost leases.
+"""What the recovery sweep looks for: late events and steps, due retries, dead workers, leases.
 
 Each query locks what it returns, skipping rows another transaction holds. The
 step queries keep herald's one lock order, execution before step: they lock the
@@ -16,7 +16,8 @@ from sqlalchemy import ColumnElement, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from workflows.model import EventStatus, StepStatus
-from workflows.store.models import Event, Execution, Step
+from workflows.store import workers
+from workflows.store.models import Event, Execution, Step, Worker
 
 #: publishes after which an event's wait stops doubling
 BACKOFF_CAP = 6
@@ -126,6 +127,33 @@ def due_delays(session: Session, *, now: datetime, limit: int) -> list[Found]:
             Step.not_before <= now,
         ),
         Step.not_before,
+        limit,
+    )
+
+
+def steps_of_dead_workers(
+    session: Session, *, now: datetime, dead_after: float, limit: int
+) -> list[Found]:
+    """Running steps whose worker is gone: silent for ``dead_after`` seconds, or stopped.
+
+    A step claimed by no known worker (``worker_id`` empty, or its row pruned)
+    is left to its lease.
+    """
+    gone = select(Worker.id).where(workers.dead(now, dead_after))
+    return _locked(
+        session,
+        (Step.status == StepStatus.RUNNING.value, Step.worker_id.in_(gone.scalar_subquery())),
+        Step.started_at,
+        limit,
+    )
+
+
+def running_steps_of(session: Session, worker_id: str, *, limit: int) -> list[Found]:
+    """The steps ``worker_id`` is running, to hand back when it stops."""
+    return _locked(
+        session,
+        (Step.status == StepStatus.RUNNING.value, Step.worker_id == worker_id),
+        Step.started_at,
         limit,
     )
 

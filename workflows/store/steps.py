@@ -180,20 +180,26 @@ def claim_step(
     now: datetime,
     lease_seconds: float,
     lost: bool = False,
+    worker_id: str | None = None,
+    message_id: str | None = None,
 ) -> bool:
     """Claim ``step`` (a row of this session) for one attempt; False when it is not claimable.
 
     A queued or retrying step (whose ``not_before`` has come, give or take a
     second of clock skew) moves to running with one more attempt. With
     ``lost=True`` a running step is reclaimed as well: its previous worker died,
-    so ``lost`` grows by one. A claimed ``step`` holds the row the UPDATE
-    returned, as if loaded (a Core statement: no ORM load, no second read).
+    so ``lost`` grows by one. The claim records the process (``worker``), its
+    worker row (``worker_id``) and the message it came by (``message_id``). A
+    claimed ``step`` holds the row the UPDATE returned, as if loaded (a Core
+    statement: no ORM load, no second read).
     """
     params = {
         "p_step": step.id,
         "p_due": now + timedelta(seconds=1),
         "p_lease": now + timedelta(seconds=lease_seconds),
         "p_worker": worker,
+        "p_worker_id": worker_id,
+        "p_message": message_id,
         "p_now": now,
     }
     row = session.connection().execute(_claim_statement(lost), params).mappings().first()
@@ -219,6 +225,8 @@ def _claim_statement(lost: bool) -> Update:
         "attempts": column.attempts + 1,
         "lease_until": bindparam("p_lease", type_=column.lease_until.type),
         "worker": bindparam("p_worker", type_=column.worker.type),
+        "worker_id": bindparam("p_worker_id", type_=column.worker_id.type),
+        "message_id": bindparam("p_message", type_=column.message_id.type),
         "started_at": func.coalesce(
             column.started_at, bindparam("p_now", type_=column.started_at.type)
         ),
