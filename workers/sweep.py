@@ -53,7 +53,7 @@ def sweep(rt: Runtime, *, now: datetime | None = None) -> SweepReport:
             total.skipped = not total.total
             break
         unsent = publish(rt, report.publish)
-        for kind in ("events", "queued", "retries", "lost", "failed", "delayed"):
+        for kind in ("events", "queued", "retries", "lost", "failed", "delayed", "waits"):
             getattr(total, kind).extend(getattr(report, kind))
         total.pruned += report.pruned
         if unsent:
@@ -73,6 +73,7 @@ def sweep(rt: Runtime, *, now: datetime | None = None) -> SweepReport:
             lost=len(total.lost),
             failed=len(total.failed),
             delayed=len(total.delayed),
+            waits_timed_out=len(total.waits),
         )
     return total
 

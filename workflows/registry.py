@@ -97,10 +97,12 @@ class TriggerRegistry:
         self,
         subscriptions: Mapping[str, tuple[Subscription, ...]],
         validators: Mapping[str, tuple[_Compiled, ...]],
+        awaited: frozenset[str] = frozenset(),
     ) -> None:
         self._subscriptions = subscriptions
         self._validators = validators
         self._names = tuple(sorted(subscriptions))
+        self._awaited = awaited
 
     @classmethod
     def build(cls, project: Project) -> TriggerRegistry:
@@ -122,7 +124,17 @@ class TriggerRegistry:
             for name, subs in by_name.items()
         }
         subscriptions = {name: tuple(subs) for name, subs in by_name.items()}
-        return cls(MappingProxyType(subscriptions), MappingProxyType(validators))
+        awaited = frozenset(
+            task.wait.event
+            for workflow in project.workflows.values()
+            for task in workflow.tasks
+            if task.wait is not None
+        )
+        return cls(MappingProxyType(subscriptions), MappingProxyType(validators), awaited)
+
+    def awaited(self, name: str) -> bool:
+        """Whether some ``wait`` task of the project waits for events named ``name``."""
+        return name in self._awaited
 
     def subscribers(self, name: str) -> tuple[Subscription, ...]:
         """The subscriptions to ``name``, by workflow id; ``()`` when none."""

@@ -8,6 +8,7 @@ SQLite serialises writers anyway), and returns what to publish after commit:
 - steps ``queued`` past the step deadline (``queued_at`` is reset when re-published);
 - ``retrying`` steps whose backoff has passed (long backoffs only live in the database);
 - delayed steps (a ``delay`` or a ``sleep`` too long for a countdown) now due;
+- ``wait`` steps past their timeout: timed out, down ``on_timeout`` (else ``on_error``);
 - ``running`` steps whose lease has passed: their worker is presumed lost,
   ``lost`` + 1, re-queued, or failed (following ``on_error``) past the redelivery cap;
 - rejection rows older than ``HERALD_REJECTION_TTL``: deleted.
@@ -26,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from workflows.engine.messages import Dispatch, Message, Publish, run_message
 from workflows.engine.progress import fail_execution, give_up, lost_too_often
+from workflows.engine.waits import time_out
 from workflows.model import ExecutionStatus, Project, StepStatus
 from workflows.settings import Settings
 from workflows.store import recovery as found
@@ -51,6 +53,8 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)
     #: delayed steps released (their delay was too long for a countdown)
     delayed: list[str] = field(default_factory=list)
+    #: wait steps timed out
+    waits: list[str] = field(default_factory=list)
     #: rejection rows deleted past their time to live
     pruned: int = 0
     publish: list[Message] = field(default_factory=list)
@@ -60,7 +64,15 @@ class SweepReport:
     @property
     def total(self) -> int:
         """How many rows this pass acted on."""
-        kinds = (self.events, self.queued, self.retries, self.lost, self.failed, self.delayed)
+        kinds = (
+            self.events,
+            self.queued,
+            self.retries,
+            self.lost,
+            self.failed,
+            self.delayed,
+            self.waits,
+        )
         return sum(len(x) for x in kinds)
 
 
@@ -90,6 +102,10 @@ def sweep(
     for step, execution in delayed:
         report.publish += requeue(project, execution, step, now=now)
         report.delayed.append(step.id)
+    waits = found.due_wait_timeouts(session, now=now, limit=batch)
+    for step, execution in waits:
+        report.publish += time_out(session, project, execution, step, now=now)
+        report.waits.append(step.id)
     leases = found.expired_leases(session, now=now, limit=batch)
     for step, execution in leases:
         step.lost += 1
@@ -103,7 +119,7 @@ def sweep(
     report.pruned = prune_rejections(
         session, before=now - timedelta(seconds=settings.rejection_ttl_seconds), limit=batch
     )
-    kinds = (events, queued, retries, delayed, leases)
+    kinds = (events, queued, retries, delayed, waits, leases)
     report.more = report.pruned >= batch or any(len(kind) >= batch for kind in kinds)
     return report
 
