@@ -19,11 +19,11 @@ from app.envelope import Envelope
 from app.errors import Conflict, SchemaValidationFailed
 from app.logs import log_event
 from app.state import HeraldState
+from app.waits import insert_and_resume
 from workflows.ids import new_id
 from workflows.model import EventStatus
 from workflows.registry import Refusal, TriggerRegistry
 from workflows.store import events as store
-from workflows.store.db import autocommit
 from workflows.store.models import Event
 
 
@@ -46,6 +46,8 @@ class Answer:
     name: str
     workflows: list[dict[str, str]]
     duplicate: bool
+    #: the waiting steps it resumed: [{"execution_id", "step_id", "task_id"}]
+    resumed: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def message(self) -> str:
@@ -67,6 +69,7 @@ class Answer:
                 "message": self.message,
                 "name": self.name,
                 "workflows": self.workflows,
+                "resumed": self.resumed,
                 "duplicate": self.duplicate,
             },
         }
@@ -167,9 +170,9 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
         # counts the publish right after the commit (see app.publish): one transaction
         "publish_count": 1 if publish else 0,
     }
-    # A new event is one INSERT committed on its own: one transaction, one round trip.
-    with autocommit(st.engine) as connection:
-        inserted = store.insert_event(connection, values)
+    # A new event is one INSERT committed on its own: one transaction, one round trip
+    # (with the waits it resumes, when some wait awaits its name: app.waits).
+    inserted, resumed = insert_and_resume(st, values, request_id=meta.request_id)
     if not inserted:
         replayed = accept_taken_key(st, envelope, meta, values)
         if replayed is not None:
@@ -200,7 +203,13 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
             event_name=envelope.name,
             request_id=meta.request_id,
         )
-    return Answer(event_id=event_id, name=envelope.name, workflows=workflows, duplicate=False)
+    return Answer(
+        event_id=event_id,
+        name=envelope.name,
+        workflows=workflows,
+        duplicate=False,
+        resumed=resumed,
+    )
 
 
 def accept_taken_key(
@@ -285,7 +294,13 @@ def replay(existing: Event, envelope: Envelope) -> Answer:
             "this idempotency key was already used by this token with a different body",
             details={"field": "id", "event_id": existing.id},
         )
-    return Answer(existing.id, existing.name, answered_workflows(existing.routes), duplicate=True)
+    return Answer(
+        existing.id,
+        existing.name,
+        answered_workflows(existing.routes),
+        duplicate=True,
+        resumed=existing.resumed or [],
+    )
 
 
 def _replayed(existing: Event, envelope: Envelope, meta: RequestMeta) -> Answer:

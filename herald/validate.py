@@ -83,6 +83,10 @@ def _runs(task: Task) -> str:
         return f"sleep {_seconds(task.delay)}"
     if task.signal is not None:
         return f"signal {task.signal.name}"
+    if task.wait is not None:
+        where = f" where {task.wait.condition.source}" if task.wait.condition is not None else ""
+        until = f" for {_seconds(task.wait.timeout)}" if task.wait.timeout else ""
+        return f"wait for {task.wait.event}{where}{until}"
     if task.collection is not None:
         found = task.collection
         items = found.items if isinstance(found.items, str) else found.items.source
@@ -110,6 +114,8 @@ def _transitions(task: Task) -> str:
         parts.append(f"default -> {task.router.default or 'error'}")
     if task.on_success:
         parts.append(f"success -> {task.on_success}")
+    if task.wait is not None and task.wait.on_timeout:
+        parts.append(f"timeout -> {task.wait.on_timeout}")
     if task.on_error:
         parts.append(f"error -> {task.on_error}")
     if task.final:

@@ -158,10 +158,15 @@ def test_email_is_written_as_eml_once_per_idempotency_key(outbox: Path) -> None:
 
 def test_email_shows_the_error_that_led_to_it(outbox: Path) -> None:
     send_email = tool("tools/send_email.py")
-    error = {
+    item_error = {
         "type": "tool_error",
-        "message": "tool 'inventory-check' raised OutOfStock: not enough stock for prod_003",
+        "message": "tool 'reserve-item' raised OutOfStock: not enough stock for prod_003",
         "exception": "OutOfStock",
+    }
+    error = {  # the reserve-stock collection's error: each failed item's
+        "type": "collection_failed",
+        "message": "collection 'reserve-stock': 1 of 2 item(s) failed (indexes 1)",
+        "failed": {"1": item_error},
     }
     result = send_email.run(
         {
@@ -195,7 +200,7 @@ def test_the_default_outbox_is_examples_dot_outbox(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("EXAMPLES_OUTBOX", raising=False)
     for relative in (
         "tools/send_email.py",
-        "order-processor/tools/check_inventory.py",
+        "order-processor/tools/reserve_item.py",
         "notification-sender/tools/send_push.py",
     ):
         assert tool(relative).outbox_dir({}) == EXAMPLES / ".outbox"
@@ -207,35 +212,45 @@ def stock(outbox: Path, product: str) -> int:
     return int(row[0])
 
 
-def test_inventory_reserves_once_and_releases(outbox: Path) -> None:
-    check = tool("order-processor/tools/check_inventory.py")
+def test_inventory_reserves_each_item_once_and_releases_the_order(outbox: Path) -> None:
+    reserve = tool("order-processor/tools/reserve_item.py")
     release = tool("order-processor/tools/release_inventory.py")
-    items = [{"productId": "prod_001", "quantity": 2}, {"productId": "prod_002", "quantity": 3}]
-    first = check.run({"items": items}, ctx("exe_1:check-inventory:1"))
-    check.run({"items": items}, ctx("exe_1:check-inventory:1"))  # a retry: no second reservation
-    assert first["available"] is True
+    first = {"order_id": "o_1", "product_id": "prod_001", "quantity": 2}
+    second = {"order_id": "o_1", "product_id": "prod_002", "quantity": 3}
+    reserve.run(first, ctx("exe_1:reserve-stock[0]:1"))
+    reserve.run(first, ctx("exe_1:reserve-stock[0]:1"))  # a retry: no second reservation
+    reserve.run(second, ctx("exe_1:reserve-stock[1]:1"))
     assert (stock(outbox, "prod_001"), stock(outbox, "prod_002")) == (23, 97)
-    released = release.run({"reservation_id": first["reservation_id"]}, ctx("r"))
-    release.run({"reservation_id": first["reservation_id"]}, ctx("r"))  # twice: given back once
-    assert len(released["released"]) == 2
+    released = release.run({"order_id": "o_1", "reason": "no ship"}, ctx("r"))
+    release.run({"order_id": "o_1"}, ctx("r"))  # twice: given back once
+    assert len(released["released"]) == 2 and released["reason"] == "no ship"
     assert (stock(outbox, "prod_001"), stock(outbox, "prod_002")) == (25, 100)
 
 
 @pytest.mark.parametrize(
-    ("items", "message"),
+    ("item", "message"),
     [
-        ([{"productId": "prod_003", "quantity": 1}], r"prod_003 \(wanted 1, 0 in stock\)"),
-        ([{"productId": "prod_999", "quantity": 1}], r"prod_999 \(wanted 1, 0 in stock\)"),
-        ([{"productId": "prod_001", "quantity": 26}], r"prod_001 \(wanted 26, 25 in stock\)"),
+        ({"product_id": "prod_003", "quantity": 1}, r"prod_003 \(wanted 1, 0 in stock\)"),
+        ({"product_id": "prod_999", "quantity": 1}, r"prod_999 \(wanted 1, 0 in stock\)"),
+        ({"product_id": "prod_001", "quantity": 26}, r"prod_001 \(wanted 26, 25 in stock\)"),
     ],
 )
-def test_inventory_refuses_what_it_cannot_reserve_and_reserves_nothing(
-    outbox: Path, items: list[dict[str, Any]], message: str
+def test_inventory_refuses_an_item_it_cannot_reserve_and_reserves_nothing(
+    outbox: Path, item: dict[str, Any], message: str
 ) -> None:
-    check = tool("order-processor/tools/check_inventory.py")
-    with pytest.raises(check.OutOfStock, match=message):
-        check.run({"items": [{"productId": "prod_002", "quantity": 1}, *items]}, ctx("k"))
-    assert stock(outbox, "prod_002") == 100
+    reserve = tool("order-processor/tools/reserve_item.py")
+    with pytest.raises(reserve.OutOfStock, match=message):
+        reserve.run({"order_id": "o", **item}, ctx("k"))
+    assert stock(outbox, "prod_001") == 25
+
+
+def test_customs_declares_every_item_with_its_value(outbox: Path) -> None:
+    customs = tool("order-processor/tools/prepare_customs.py")
+    items = [{"productId": "p", "name": "Cable", "quantity": 2, "price": 5.5}]
+    done = customs.run({"order_id": "o_de", "country": "de", "items": items}, ctx("k"))
+    assert done["value"] == 11.0
+    text = (outbox / "customs" / "o_de.txt").read_text()
+    assert "DESTINATION DE" in text and "2 x Cable: 11.00" in text
 
 
 def test_shipping_writes_a_label_with_a_stable_tracking_number(outbox: Path) -> None:

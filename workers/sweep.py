@@ -59,7 +59,8 @@ def sweep(rt: Runtime, *, now: datetime | None = None, judge_workers: bool = Tru
             total.skipped = not total.total
             break
         unsent = publish(rt, report.publish)
-        for kind in ("events", "queued", "retries", "orphaned", "lost", "failed", "delayed"):
+        kinds = ("events", "queued", "retries", "orphaned", "lost", "failed", "delayed", "waits")
+        for kind in kinds:
             getattr(total, kind).extend(getattr(report, kind))
         total.pruned += report.pruned
         if unsent:
@@ -80,6 +81,7 @@ def sweep(rt: Runtime, *, now: datetime | None = None, judge_workers: bool = Tru
             lost=len(total.lost),
             failed=len(total.failed),
             delayed=len(total.delayed),
+            waits_timed_out=len(total.waits),
         )
     return total
 

@@ -144,7 +144,7 @@ class Trigger:
 
 
 #: the task types: ``basic`` runs a tool or an agent; the others settle without one
-TASK_TYPES = ("basic", "router", "sleep", "signal", "parallel", "collection")
+TASK_TYPES = ("basic", "router", "sleep", "signal", "parallel", "collection", "wait")
 #: how a parallel task joins its children
 STRATEGIES = ("wait_all", "fail_fast", "best_effort", "race")
 
@@ -166,6 +166,20 @@ class Signal:
 
     name: str
     payload: Mapping[str, JSON] = field(default_factory=_empty)
+
+
+@dataclass(frozen=True)
+class Wait:
+    """What a ``wait`` task waits for: an event of this name whose ``condition`` holds."""
+
+    #: the awaited event name
+    event: str
+    #: CEL over ``input``, ``tasks``, ``error`` and ``event`` (the arriving event); None: any
+    condition: Expression | None = None
+    #: seconds before the wait times out; None waits for as long as it takes
+    timeout: float | None = None
+    #: the task to go to on timeout (else ``on_error``, else the execution fails)
+    on_timeout: str | None = None
 
 
 @dataclass(frozen=True)
@@ -239,6 +253,8 @@ class Task:
     parallel: Parallel | None = None
     #: a ``collection`` task's items and the task run per item
     collection: Collection | None = None
+    #: a ``wait`` task's awaited event and timeout
+    wait: Wait | None = None
     #: for a child of a parallel task: the parent's id (its own id is ``<parent>.<child>``)
     parent: str | None = None
     location: Location | None = None
@@ -262,6 +278,8 @@ class Task:
             found.extend(self.router.routes.values())
             if self.router.default is not None:
                 found.append(self.router.default)
+        if self.wait is not None and self.wait.on_timeout is not None:
+            found.append(self.wait.on_timeout)
         if self.on_error is not None:
             found.append(self.on_error)
         return tuple(dict.fromkeys(found))
@@ -366,7 +384,7 @@ class StepStatus(StrEnum):
 
     QUEUED = "queued"  # recorded, message published (or about to be), not started
     RUNNING = "running"  # claimed by a worker
-    WAITING = "waiting"  # a parallel step whose children run; its join finishes it
+    WAITING = "waiting"  # children run (parallel, collection), or a wait awaits its event
     RETRYING = "retrying"  # an attempt failed; waiting for the next one (not_before)
     SUCCEEDED = "succeeded"  # the tool or agent returned an output
     FAILED = "failed"  # attempts exhausted, or a failure that retrying cannot fix

@@ -104,6 +104,7 @@ class TriggerRegistry:
         subscriptions: Mapping[str, tuple[Subscription, ...]],
         validators: Mapping[str, tuple[_Compiled, ...]],
         patterns: PatternIndex[tuple[Subscription, _Compiled | None]] | None = None,
+        awaited: frozenset[str] = frozenset(),
     ) -> None:
         self._subscriptions = subscriptions
         self._validators = validators
@@ -112,6 +113,7 @@ class TriggerRegistry:
         )
         self._names = tuple(sorted(subscriptions))
         self._routes: dict[str, _Route] = {}
+        self._awaited = awaited
 
     @classmethod
     def build(cls, project: Project) -> TriggerRegistry:
@@ -134,7 +136,17 @@ class TriggerRegistry:
             for name, subs in by_name.items()
         }
         subscriptions = {name: tuple(subs) for name, subs in by_name.items()}
-        return cls(MappingProxyType(subscriptions), MappingProxyType(validators), patterns)
+        awaited = frozenset(
+            task.wait.event
+            for workflow in project.workflows.values()
+            for task in workflow.tasks
+            if task.wait is not None
+        )
+        return cls(MappingProxyType(subscriptions), MappingProxyType(validators), patterns, awaited)
+
+    def awaited(self, name: str) -> bool:
+        """Whether some ``wait`` task of the project waits for events named ``name``."""
+        return name in self._awaited
 
     def subscribers(self, name: str) -> tuple[Subscription, ...]:
         """The subscriptions whose trigger matches ``name``, by workflow id; ``()`` when none."""

@@ -260,7 +260,16 @@ def _openapi() -> dict[str, Any]:
             "id": {"type": "string"},
             "task_id": {"type": "string"},
             "type": {
-                "enum": ["basic", "router", "sleep", "signal", "parallel", "collection", None]
+                "enum": [
+                    "basic",
+                    "router",
+                    "sleep",
+                    "signal",
+                    "parallel",
+                    "collection",
+                    "wait",
+                    None,
+                ]
             },
             "parent_id": {"type": ["string", "null"]},
             "item_index": {"type": ["integer", "null"]},

@@ -175,12 +175,33 @@ EVENTS: Section = {
                 "event_id": {"type": "string"},
                 "data": {
                     "type": "object",
-                    "required": ["event_id", "message", "name", "workflows", "duplicate"],
+                    "required": [
+                        "event_id",
+                        "message",
+                        "name",
+                        "workflows",
+                        "resumed",
+                        "duplicate",
+                    ],
                     "properties": {
                         "event_id": {"type": "string"},
                         "message": {"type": "string"},
                         "name": {"type": "string"},
                         "duplicate": {"type": "boolean"},
+                        "resumed": {
+                            "type": "array",
+                            "description": "The waiting steps (type: wait) this event resumed; "
+                            "a replayed key lists them again.",
+                            "items": {
+                                "type": "object",
+                                "required": ["execution_id", "step_id", "task_id"],
+                                "properties": {
+                                    "execution_id": {"type": "string"},
+                                    "step_id": {"type": "string"},
+                                    "task_id": {"type": "string"},
+                                },
+                            },
+                        },
                         "workflows": {
                             "type": "array",
                             "items": {

@@ -91,9 +91,14 @@ def _body(template: str, input: dict[str, Any]) -> str:
 
 
 def _reason(error: Any) -> str:
-    """The readable part of a step error: ``tool 'x' raised Declined: why`` becomes ``why``."""
+    """The readable part of a step error: ``tool 'x' raised Declined: why`` becomes ``why``.
+
+    A collection's error (``failed``: each failed item's error) gives each item's reason.
+    """
     if not isinstance(error, dict):
         return str(error)
+    if isinstance(error.get("failed"), dict) and error["failed"]:
+        return "; ".join(_reason(e) for e in error["failed"].values())
     message = str(error.get("message", error))
     exception = error.get("exception")
     if exception and f"{exception}: " in message:

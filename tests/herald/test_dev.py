@@ -152,7 +152,9 @@ def test_the_seed_curl_runs_both_examples_to_the_outbox(dev: Dev) -> None:
     steps = [s["task_id"] for s in dev.execution(runs["order-processor"])["steps"]]
     assert steps == [
         "validate-order",
-        "check-inventory",
+        "reserve-stock",
+        "reserve-stock[0]",
+        "route-shipping",
         "arrange-shipping",
         "process-payment-step",
         "compose-confirmation",
@@ -188,6 +190,34 @@ def test_a_failing_stage_sends_its_error_email(dev: Dev) -> None:
     [path] = (dev.outbox / "email").glob("inventory_error-*.eml")
     body = message_from_bytes(path.read_bytes()).get_payload(decode=True).decode()
     assert "prod_003 (wanted 1, 0 in stock)" in body
+
+
+def test_an_order_abroad_reserves_each_item_and_declares_customs(dev: Dev) -> None:
+    event = json.loads(json.dumps(SEED_EVENT))
+    event["payload"]["orderId"] = "order_de"
+    event["payload"]["shippingAddress"]["country"] = "DE"
+    cable = {"productId": "prod_002", "name": "USB-C Cable", "quantity": 2, "price": 9.5}
+    event["payload"]["items"].append(cable)
+
+    status, answer = dev.call("POST", "/api/v1/events", event)
+
+    assert status == 202, answer
+    [run] = [w for w in answer["data"]["workflows"] if w["workflow_id"] == "order-processor"]
+    done = wait_for("the order to Germany to finish", lambda: dev.finished(run["execution_id"]))
+    assert done["status"] == "succeeded", done
+    steps = [s["task_id"] for s in done["steps"]]
+    assert steps[:6] == [
+        "validate-order",
+        "reserve-stock",
+        "reserve-stock[0]",
+        "reserve-stock[1]",
+        "route-shipping",
+        "prepare-customs",
+    ]
+    customs = (dev.outbox / "customs" / "order_de.txt").read_text()
+    assert "DESTINATION DE" in customs and "2 x USB-C Cable: 19.00" in customs
+    label = (dev.outbox / "shipping" / "order_de.txt").read_text()
+    assert label.splitlines()[-1] == "DE"
 
 
 def test_a_broken_edit_keeps_the_old_definitions_and_a_good_one_is_loaded(dev: Dev) -> None:

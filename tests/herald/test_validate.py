@@ -119,3 +119,14 @@ def test_validate_prints_sleeps_delays_and_signals() -> None:
         "  task request-invoice: signal flow.invoice.requested"
         "  [success -> done, error -> invoice-refused]"
     ) in result.output
+
+
+def test_validate_prints_a_wait_with_its_event_condition_and_timeout() -> None:
+    result = CliRunner().invoke(cli, ["validate", "--project", str(FLOW_DIR)])
+
+    assert result.exit_code == 0, result.output
+    assert (
+        "  task await-payment: wait for flow.payment.confirmed"
+        " where event.payload.orderId == input.orderId for 1h"
+        "  [success -> ship, timeout -> cancel-order]"
+    ) in result.output

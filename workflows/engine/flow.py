@@ -6,7 +6,8 @@ with ``not_before`` its duration away (as any task's ``delay``); once claimed,
 it has slept and succeeds. A ``signal`` step emits its event
 (:mod:`workflows.engine.signals`); a ``parallel`` step starts its children
 (:mod:`workflows.engine.parallel`), a ``collection`` its items
-(:mod:`workflows.engine.collection`). Such a step is still a row,
+(:mod:`workflows.engine.collection`), a ``wait`` awaits its event
+(:mod:`workflows.engine.waits`). Such a step is still a row,
 claimed and published like any other (so redelivery, the sweep and cancel treat
 it the same way), but nothing runs outside the database: the claim, the result
 and the next step are one transaction, and a redelivered message finds the step
@@ -20,7 +21,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
-from workflows.engine import collection
+from workflows.engine import collection, waits
 from workflows.engine.attempt import Attempt
 from workflows.engine.claim import Claim
 from workflows.engine.messages import Message
@@ -43,6 +44,8 @@ def settle_alone(session: Session, project: Project, claim: Claim, *, now: datet
         return start(session, claim, now=now)
     if claim.task.collection is not None:
         return collection.start(session, claim, now=now)
+    if claim.task.wait is not None:
+        return waits.start(claim, now=now)
     if claim.task.signal is not None:
         emitted = emit(session, project, claim, now=now)
         result, extra = emitted.attempt, list(emitted.publish)

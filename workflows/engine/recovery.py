@@ -8,6 +8,7 @@ SQLite serialises writers anyway), and returns what to publish after commit:
 - steps ``queued`` past the step deadline (``queued_at`` is reset when re-published);
 - ``retrying`` steps whose backoff has passed (long backoffs only live in the database);
 - delayed steps (a ``delay`` or a ``sleep`` too long for a countdown) now due;
+- ``wait`` steps past their timeout: timed out, down ``on_timeout`` (else ``on_error``);
 - ``running`` steps whose worker is dead (no heartbeat for ``worker_dead_after_seconds``,
   or stopped) or whose lease has passed: ``lost`` + 1, re-queued, or failed
   (following ``on_error``) past the redelivery cap. The heartbeat finds a dead
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from workflows.engine.messages import Dispatch, Message, Publish, run_message
 from workflows.engine.progress import fail_execution, give_up, lost_too_often
+from workflows.engine.waits import time_out
 from workflows.model import ExecutionStatus, Project, StepStatus
 from workflows.settings import Settings
 from workflows.store import recovery as found
@@ -60,6 +62,8 @@ class SweepReport:
     failed: list[str] = field(default_factory=list)
     #: delayed steps released (their delay was too long for a countdown)
     delayed: list[str] = field(default_factory=list)
+    #: wait steps timed out
+    waits: list[str] = field(default_factory=list)
     #: rejection rows deleted past their time to live
     pruned: int = 0
     publish: list[Message] = field(default_factory=list)
@@ -77,6 +81,7 @@ class SweepReport:
             self.lost,
             self.failed,
             self.delayed,
+            self.waits,
         )
         return sum(len(x) for x in kinds)
 
@@ -118,6 +123,10 @@ def sweep(
     for step, execution in delayed:
         report.publish += requeue(project, execution, step, now=now)
         report.delayed.append(step.id)
+    waits = found.due_wait_timeouts(session, now=now, limit=batch)
+    for step, execution in waits:
+        report.publish += time_out(session, project, execution, step, now=now)
+        report.waits.append(step.id)
     orphans: list[found.Found] = []
     if judge_workers:
         dead_after = settings.worker_dead_after_seconds
@@ -129,7 +138,7 @@ def sweep(
     report.pruned = prune_rejections(
         session, before=now - timedelta(seconds=settings.rejection_ttl_seconds), limit=batch
     )
-    kinds = (events, queued, retries, delayed, orphans, leases)
+    kinds = (events, queued, retries, delayed, waits, orphans, leases)
     report.more = report.pruned >= batch or any(len(kind) >= batch for kind in kinds)
     return report
 

@@ -1,4 +1,4 @@
-"""Builds the flow-control task types (router, sleep, signal) and checks their expressions.
+"""Builds the flow-control task types (router, sleep, signal, wait) and checks their expressions.
 
 :class:`FlowBuilder` adds to :class:`~workflows.loading.parts_builder.PartsBuilder`
 what a workflow's flow tasks need: CEL expressions compiled once, here (a syntax
@@ -24,10 +24,12 @@ from workflows.loading.parts_builder import (
     frozen,
 )
 from workflows.loading.yamlsource import Document, JsonPath
-from workflows.model import Router, Signal, Task, Trigger
+from workflows.model import Router, Signal, Task, Trigger, Wait
 
 #: what an expression of a step (a router's condition) may read
 STEP_VARIABLES = ("input", "tasks", "event", "error")
+#: what a wait's condition reads: the same names, ``event`` being the arriving event
+WAIT_VARIABLES = STEP_VARIABLES
 #: the shortest and the longest ``delay`` or sleep, in seconds (1 s to 30 days)
 MIN_DURATION, MAX_DURATION = 1.0, 30 * 86400.0
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -131,6 +133,35 @@ class FlowBuilder(PartsBuilder):
             location=self.location(path),
         )
 
+    def wait_task(self, path: JsonPath, raw: dict[str, Any], task_id: str | None) -> Task | None:
+        """A wait: the event it waits for, its condition compiled now, its timeout."""
+        wait_for = as_dict(raw.get("wait_for"))
+        name = as_str(wait_for.get("name"))
+        condition = None
+        if "condition" in wait_for:
+            condition = self.expression(
+                (*path, "wait_for", "condition"), wait_for.get("condition"), WAIT_VARIABLES
+            )
+            if condition is None:
+                return None
+        timeout = self.duration((*path, "timeout"), raw.get("timeout"))
+        on_timeout = as_str(raw.get("on_timeout"))
+        if on_timeout is not None and "timeout" not in raw:
+            self.error((*path, "on_timeout"), "on_timeout needs a timeout (90s, 15m, 2h, 3d)")
+            return None
+        if task_id is None or name is None or ("timeout" in raw and timeout is None):
+            return None
+        return Task(
+            id=task_id,
+            uses="none",
+            type="wait",
+            on_success=as_str(as_dict(raw.get("on_success")).get("next")),
+            on_error=as_str(as_dict(raw.get("on_error")).get("next")),
+            final=raw.get("final") is True,
+            wait=Wait(name, condition, timeout, on_timeout),
+            location=self.location(path),
+        )
+
     def self_signals(self, tasks: list[Task], triggers: list[Trigger]) -> None:
         """Warn about a signal that starts its own workflow: each execution starts another."""
         names = {t.name for t in triggers}
@@ -159,4 +190,6 @@ def flow_targets(path: JsonPath, raw: dict[str, Any]) -> list[tuple[JsonPath, st
                 found.append(((*path, "routes", value), target))
         if (default := as_str(raw.get("default"))) is not None:
             found.append(((*path, "default"), default))
+    if raw.get("type") == "wait" and (on_timeout := as_str(raw.get("on_timeout"))) is not None:
+        found.append(((*path, "on_timeout"), on_timeout))
     return found

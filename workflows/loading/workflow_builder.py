@@ -132,7 +132,7 @@ class WorkflowBuilder(FlowBuilder):
                 if target not in ids:
                     known = ", ".join(ids) or "none"
                     last = where[-1]
-                    what = last if last in ("next", "default") else f"route {last!r}"
+                    what = last if last in ("next", "default", "on_timeout") else f"route {last!r}"
                     self.error(where, f"{what} names no task: {target!r} (tasks: {known})")
             if task is not None:
                 out.append(task)
@@ -160,6 +160,8 @@ class WorkflowBuilder(FlowBuilder):
             return self.sleep_task(path, raw, task_id)
         if raw.get("type") == "signal":
             return self.signal_task(path, raw, task_id)
+        if raw.get("type") == "wait":
+            return self.wait_task(path, raw, task_id)
         self.templates((*path, "with"), raw.get("with"))
         use = raw.get("$use")
         if use is None:

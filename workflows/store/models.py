@@ -9,7 +9,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -75,6 +85,8 @@ class Event(Base):
     publish_count: Mapped[int] = mapped_column(Integer, default=0)
     #: when the sweep last published the dispatch (None: only the API did, at receipt)
     published_at: Mapped[datetime | None]
+    #: the waiting steps it resumed when it was accepted: [{"execution_id", "step_id", "task_id"}]
+    resumed: Mapped[list[Any] | None]
 
     __table_args__ = (
         UniqueConstraint("token_name", "idempotency_key", name="uq_events_token_idempotency"),
@@ -190,11 +202,20 @@ class Step(Base):
     #: for a collection's child: its item, and the item's position in the collection's list
     item: Mapped[Any | None]
     item_index: Mapped[int | None] = mapped_column(Integer)
+    #: for a ``wait`` step: the event name it awaits (its timeout is ``not_before``)
+    wait_event: Mapped[str | None] = mapped_column(String(255))
 
     __table_args__ = (
         UniqueConstraint("execution_id", "task_id", "visit", name="uq_steps_visit"),
         UniqueConstraint("execution_id", "seq", name="uq_steps_seq"),
         Index("ix_steps_status_queued_at", "status", "queued_at"),
+        # an arriving event finds the steps waiting for its name, and only those
+        Index(
+            "ix_steps_waiting_event",
+            "wait_event",
+            postgresql_where=text("status = 'waiting' AND wait_event IS NOT NULL"),
+            sqlite_where=text("status = 'waiting' AND wait_event IS NOT NULL"),
+        ),
     )
 
 

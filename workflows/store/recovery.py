@@ -158,6 +158,20 @@ def running_steps_of(session: Session, worker_id: str, *, limit: int) -> list[Fo
     )
 
 
+def due_wait_timeouts(session: Session, *, now: datetime, limit: int) -> list[Found]:
+    """Wait steps whose timeout (``not_before``) has passed with no matching event."""
+    return _locked(
+        session,
+        (
+            Step.status == StepStatus.WAITING.value,
+            Step.wait_event.is_not(None),
+            Step.not_before <= now,
+        ),
+        Step.not_before,
+        limit,
+    )
+
+
 def expired_leases(session: Session, *, now: datetime, limit: int) -> list[Found]:
     """Running steps whose lease has passed: their worker is presumed lost."""
     return _locked(

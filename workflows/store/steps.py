@@ -379,3 +379,17 @@ def top_level_count(session: Session, execution_id: str) -> int:
         )
         or 0
     )
+
+
+def waiting_for(session: Session, event_name: str) -> list[tuple[str, str]]:
+    """``(execution_id, step_id)`` of every step waiting for an event named ``event_name``.
+
+    Read through ``ix_steps_waiting_event`` (a partial index of waiting steps by the
+    name they await): the rows read are those steps, whatever else is waiting.
+    """
+    rows = session.execute(
+        select(Step.execution_id, Step.id)
+        .where(Step.wait_event == event_name, Step.status == StepStatus.WAITING.value)
+        .order_by(Step.execution_id, Step.id)
+    )
+    return [(str(execution_id), str(step_id)) for execution_id, step_id in rows]

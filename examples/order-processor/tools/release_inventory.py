@@ -1,12 +1,12 @@
-"""Give back the stock a reservation of ``check_inventory`` took (when a later stage fails).
+"""Give back the stock ``reserve_item`` took for an order (when a later stage fails).
 
-Input: ``reservation_id`` (the ``check-inventory`` step's output), optional ``outbox``.
-Idempotent: releasing a reservation twice gives the stock back once.
+Input: ``order_id``, optional ``reason`` (what made the order stop: it is handed on
+in the output, for the email that follows) and ``outbox``. Idempotent: releasing an
+order twice gives its stock back once.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
 from pathlib import Path
@@ -20,23 +20,26 @@ def outbox_dir(input: dict[str, Any]) -> Path:
 
 
 def run(input: dict[str, Any], context: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Put the reserved quantities back on hand and forget the reservation."""
-    key = str(input["reservation_id"])
-    conn = sqlite3.connect(outbox_dir(input) / "stock.sqlite3", timeout=30, isolation_level=None)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-        row = conn.execute("SELECT items FROM reservations WHERE key = ?", (key,)).fetchone()
-        if row is None:
+    """Put every reserved quantity of the order back on hand and forget its reservations."""
+    order_id = str(input["order_id"])
+    path = outbox_dir(input) / "stock.sqlite3"
+    released: list[dict[str, Any]] = []
+    if path.exists():
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            rows = conn.execute(
+                "SELECT product_id, quantity FROM reservations WHERE order_id = ? ORDER BY key",
+                (order_id,),
+            ).fetchall()
+            for product_id, quantity in rows:
+                conn.execute(
+                    "UPDATE stock SET on_hand = on_hand + ? WHERE product_id = ?",
+                    (quantity, product_id),
+                )
+                released.append({"productId": product_id, "quantity": quantity})
+            conn.execute("DELETE FROM reservations WHERE order_id = ?", (order_id,))
             conn.execute("COMMIT")
-            return {"released": []}
-        items = json.loads(row[0])
-        for item in items:
-            conn.execute(
-                "UPDATE stock SET on_hand = on_hand + ? WHERE product_id = ?",
-                (item["quantity"], item["productId"]),
-            )
-        conn.execute("DELETE FROM reservations WHERE key = ?", (key,))
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-    return {"released": items}
+        finally:
+            conn.close()
+    return {"released": released, "reason": input.get("reason")}

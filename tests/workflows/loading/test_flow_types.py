@@ -535,3 +535,104 @@ def test_a_broken_collection_is_refused_with_file_line_and_message(
     assert len(problems) == 1, "\n".join(str(p) for p in problems)
     assert (problems[0].file, problems[0].line, problems[0].path) == ("wf.yaml", line, path)
     assert message in problems[0].message
+
+
+WAIT = f"""\
+id: wf
+tasks:
+  - id: await-payment
+    type: wait
+    wait_for:
+      name: payment.confirmed
+      condition: event.payload.orderId == input.orderId
+    timeout: 2h
+    on_timeout: expired
+    on_success: {{next: paid}}
+  - id: paid
+    $use: {NOTIFY}
+    with: {{amount: "{{{{ .tasks.await-payment.output.payload.amount }}}}"}}
+  - id: expired
+    $use: {NOTIFY}
+"""
+
+
+def test_a_wait_loads_with_its_event_condition_and_timeout(make_project: MakeProject) -> None:
+    project = load_project(make_project({"wf.yaml": WAIT}))
+
+    wait = project.workflows["wf"].task("await-payment")
+    assert (wait.type, wait.uses, wait.on_success) == ("wait", "none", "paid")
+    assert wait.wait is not None
+    assert (wait.wait.event, wait.wait.timeout, wait.wait.on_timeout) == (
+        "payment.confirmed",
+        7200.0,
+        "expired",
+    )
+    assert wait.wait.condition is not None
+    context = {"input": {"orderId": "o1"}, "event": {"payload": {"orderId": "o1"}}}
+    assert wait.wait.condition.evaluate(context) is True
+    assert project.warnings == ()  # on_timeout makes `expired` reachable
+
+
+# fmt: off
+BROKEN_WAITS: list[tuple[str, str, int, str, str]] = [
+    (
+        "on_timeout naming no task",
+        WAIT.replace("on_timeout: expired", "on_timeout: nope"),
+        9, "tasks[0].on_timeout",
+        "on_timeout names no task: 'nope' (tasks: await-payment, paid, expired)",
+    ),
+    (
+        "on_timeout without a timeout",
+        WAIT.replace("    timeout: 2h\n", ""),
+        8, "tasks[0].on_timeout",
+        "on_timeout needs a timeout",
+    ),
+    (
+        "a condition reading a variable no wait offers",
+        WAIT.replace("event.payload.orderId ==", "payload.orderId =="),
+        7, "tasks[0].wait_for.condition",
+        "unknown variable 'payload' in expression 'payload.orderId == input.orderId' "
+        "(variables here: input, tasks, event, error)",
+    ),
+    (
+        "a condition with bad syntax",
+        WAIT.replace("== input.orderId", "== == input.orderId"),
+        7, "tasks[0].wait_for.condition",
+        "expression syntax error",
+    ),
+    (
+        "a name that is not an event name",
+        WAIT.replace("name: payment.confirmed", "name: payment confirmed"),
+        6, "tasks[0].wait_for.name",
+        "must be a dotted name like payment.confirmed",
+    ),
+    (
+        "a timeout out of range",
+        WAIT.replace("timeout: 2h", "timeout: 31d"),
+        8, "tasks[0].timeout",
+        "'31d' is out of range: from 1 second to 30 days",
+    ),
+    (
+        "a wait without wait_for",
+        WAIT.replace("    wait_for:\n      name: payment.confirmed\n", "    wait_on:\n").replace(
+            "      condition: event.payload.orderId == input.orderId\n", ""
+        ),
+        3, "tasks[0]",
+        "missing required key 'wait_for'",
+    ),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "path", "message"), [pytest.param(*c[1:], id=c[0]) for c in BROKEN_WAITS]
+)
+def test_a_broken_wait_is_refused_with_file_line_and_message(
+    make_project: MakeProject, text: str, line: int, path: str, message: str
+) -> None:
+    problems = errors_of(make_project({"wf.yaml": text}))
+
+    assert problems, "the definition loaded"
+    first = problems[0]
+    assert (first.file, first.line, first.path) == ("wf.yaml", line, path), problems
+    assert message in first.message

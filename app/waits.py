@@ -1,0 +1,53 @@
+"""Waits resumed by an accepted event: stored with the event, published after the commit.
+
+When some ``wait`` task of the loaded project awaits the event's name, the event
+is inserted and the waiting steps it matches are resumed
+(:func:`workflows.engine.waits.resume`) in one transaction, so a 202 means both
+are durable; the resumed steps are recorded on the event (a replayed key answers
+them again) and what follows them is published after the commit. Any other event
+is the single autocommitted INSERT it always was.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import update
+
+from app.logs import log_event
+from app.state import HeraldState
+from workflows.engine import waits
+from workflows.engine.messages import Publish
+from workflows.store import events as store
+from workflows.store.db import autocommit
+from workflows.store.models import Event
+
+
+def insert_and_resume(
+    st: HeraldState, values: dict[str, Any], *, request_id: str
+) -> tuple[bool, list[dict[str, str]]]:
+    """Insert the event (``False`` if its key is taken) and resume the waits it matches."""
+    if not st.definitions.registry.awaited(values["name"]):
+        with autocommit(st.engine) as connection:
+            return store.insert_event(connection, values), []
+    event = {"id": values["id"], "name": values["name"], "payload": values["payload"]}
+    with st.sessions.begin() as session:
+        if not store.insert_event(session, values):
+            return False, []
+        found = waits.resume(session, st.definitions.project, event, now=values["received_at"])
+        if found.resumed:
+            session.execute(
+                update(Event).where(Event.id == event["id"]).values(resumed=found.resumed)
+            )
+    for resumed in found.resumed:
+        log_event(
+            "wait.resumed",
+            event_id=event["id"],
+            request_id=request_id,
+            execution_id=resumed["execution_id"],
+            step_id=resumed["step_id"],
+        )
+    for message in found.publish:  # a step left unpublished is the sweep's to publish
+        if isinstance(message, Publish):
+            st.publisher.step(message, request_id=request_id)
+    return True, found.resumed
