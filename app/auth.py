@@ -44,6 +44,7 @@ SCOPES = frozenset(
         "executions:read:all",
         "executions:write",
         "workers:read",
+        "metrics:read",
         "*",
     }
 )

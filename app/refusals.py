@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from app.logs import log_event
+from app.metrics import count_refusal
 
 #: the statuses counted here rather than audited
 COUNTED = frozenset({401, 429})
@@ -67,6 +68,7 @@ class Refusals:
     def count(self, status: int, token_name: str | None, client_addr: str | None) -> None:
         """Count one refusal; log a line if this key has had none for ``log_every`` seconds."""
         key = RefusalKey(status, token_name[:100] if token_name else None, _address(client_addr))
+        count_refusal(status, key.token_name)
         with self._lock:
             self._totals[status] = self._totals.get(status, 0) + 1
             if key not in self._counts and len(self._counts) >= self.max_keys:

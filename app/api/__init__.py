@@ -9,7 +9,7 @@ PREFIX = "/api/v1"
 
 def init_app(app: Flask) -> None:
     """Register every blueprint on ``app``."""
-    from app.api import events, executions, health, intake, workers, workflows
+    from app.api import events, executions, health, intake, metrics, workers, workflows
     from app.openapi import bp as openapi_bp
 
     app.register_blueprint(events.bp, url_prefix=PREFIX)
@@ -19,3 +19,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(workers.bp, url_prefix=PREFIX)
     app.register_blueprint(openapi_bp, url_prefix=PREFIX)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
