@@ -110,19 +110,25 @@ def audit(exc: ClientError, token: ApiToken | None, name: str | None) -> None:
         token_name=token.name if token else None,
         request_id=g.request_id,
     )
+    record_rejections([(exc, name)], token.name if token else None)
+
+
+def record_rejections(refused: list[tuple[ClientError, str | None]], token: str | None) -> None:
+    """Write one audit row per refusal, in one transaction; an outage loses only the rows."""
     try:
         with state().sessions.begin() as session:
-            store.record_rejection(
-                session,
-                status_code=exc.status,
-                code=exc.code,
-                message=exc.message,
-                details=exc.details,
-                event_name=name,
-                token_name=token.name if token else None,
-                client_addr=request.remote_addr,
-                request_id=g.request_id,
-            )
+            for error, name in refused:
+                store.record_rejection(
+                    session,
+                    status_code=error.status,
+                    code=error.code,
+                    message=error.message,
+                    details=error.details,
+                    event_name=name,
+                    token_name=token,
+                    client_addr=request.remote_addr,
+                    request_id=g.request_id,
+                )
     except SQLAlchemyError as db_exc:
         log_event(
             "event.rejection_not_recorded",

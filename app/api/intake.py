@@ -13,11 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
-from sqlalchemy.exc import SQLAlchemyError
 
 from app import cloudevents
 from app.api.common import DEFAULT_LIMIT, MAX_LIMIT, authorize, ok, refuse_unknown_query
-from app.api.events import audit
+from app.api.events import audit, record_rejections
 from app.auth import require_scope, visibility
 from app.batch import accept_batch, batch_body, check_size
 from app.envelope import Envelope, envelope_of, parse_json, read_body
@@ -109,27 +108,7 @@ def audit_entries(refused: list[tuple[ClientError, str | None]], token: ApiToken
         token_name=token.name,
         request_id=g.request_id,
     )
-    try:
-        with state().sessions.begin() as session:
-            for error, name in refused:
-                store.record_rejection(
-                    session,
-                    status_code=error.status,
-                    code=error.code,
-                    message=error.message,
-                    details=error.details,
-                    event_name=name,
-                    token_name=token.name,
-                    client_addr=request.remote_addr,
-                    request_id=g.request_id,
-                )
-    except SQLAlchemyError as db_exc:
-        log_event(
-            "event.rejection_not_recorded",
-            level=logging.ERROR,
-            request_id=g.request_id,
-            reason=db_exc.__class__.__name__,
-        )
+    record_rejections(refused, token.name)
 
 
 def _entry(raw: Any) -> Envelope | ClientError:
