@@ -126,7 +126,7 @@ def accept_batch(
                 repeats.append((index, entry, first_with_key[entry.key]))
                 continue
             first_with_key[entry.key] = index
-        routes = plan_routes(registry.subscribers(entry.name))
+        routes = plan_routes(registry.subscribers(entry.name, entry.payload))
         values: dict[str, Any] = {
             "id": new_id("evt"),
             "name": entry.name,

@@ -22,7 +22,7 @@ from app.state import HeraldState
 from app.waits import insert_and_resume
 from workflows.ids import new_id
 from workflows.model import EventStatus
-from workflows.registry import Refusal, TriggerRegistry
+from workflows.registry import Filtered, Refusal, TriggerRegistry
 from workflows.store import events as store
 from workflows.store.models import Event
 
@@ -48,10 +48,17 @@ class Answer:
     duplicate: bool
     #: the waiting steps it resumed: [{"execution_id", "step_id", "task_id"}]
     resumed: list[dict[str, str]] = field(default_factory=list)
+    #: subscribers whose trigger filter turned it away: [{"workflow_id", "trigger", "reason"}]
+    filtered: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def message(self) -> str:
         """What happened, in words (a replay repeats it: only ``duplicate`` differs)."""
+        if not self.workflows and self.filtered:
+            return (
+                f"event accepted; the filters of every workflow subscribed to {self.name!r} "
+                "turned it away (stored as unrouted)"
+            )
         if not self.workflows:
             return (
                 f"event accepted; no workflow is subscribed to {self.name!r} (stored as unrouted)"
@@ -60,19 +67,17 @@ class Answer:
 
     def body(self) -> dict[str, Any]:
         """The response body of the contract."""
-        return {
-            "success": True,
-            "message": self.message,
+        data: dict[str, Any] = {
             "event_id": self.event_id,
-            "data": {
-                "event_id": self.event_id,
-                "message": self.message,
-                "name": self.name,
-                "workflows": self.workflows,
-                "resumed": self.resumed,
-                "duplicate": self.duplicate,
-            },
+            "message": self.message,
+            "name": self.name,
+            "workflows": self.workflows,
+            "resumed": self.resumed,
+            "duplicate": self.duplicate,
         }
+        if self.filtered:
+            data["filtered"] = self.filtered
+        return {"success": True, "message": self.message, "event_id": self.event_id, "data": data}
 
 
 def check_payload(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> TriggerRegistry:
@@ -104,7 +109,8 @@ def dry_run(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> dict[str,
     token is looked up (a read) to say whether the event would be a duplicate or a 409.
     """
     registry = check_payload(st, envelope, meta)
-    subscribed = registry.subscribers(envelope.name)
+    filtered: list[Filtered] = []
+    subscribed = registry.subscribers(envelope.name, envelope.payload, filtered=filtered)
     would_run = []
     for route in plan_routes(subscribed):
         trigger = route["trigger"]
@@ -134,6 +140,11 @@ def dry_run(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> dict[str,
         message = f"dry run: a duplicate of {duplicate_of}; nothing would start"
     elif would_run:
         message = f"dry run: {len(would_run)} workflow(s) would run; nothing was stored"
+    elif filtered:
+        message = (
+            "dry run: the filters of every subscribed workflow turn it away; the event "
+            "would be stored as unrouted"
+        )
     else:
         message = (
             f"dry run: no workflow is subscribed to {envelope.name!r}; the event would be "
@@ -144,6 +155,7 @@ def dry_run(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> dict[str,
         "message": message,
         "name": envelope.name,
         "workflows": [] if duplicate_of else would_run,
+        "filtered": [filtered_json(f) for f in filtered],
         "duplicate_of": duplicate_of,
         "conflict": conflict,
     }
@@ -152,7 +164,8 @@ def dry_run(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> dict[str,
 def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
     """Validate, deduplicate and store the event, then publish its dispatch after the commit."""
     registry = check_payload(st, envelope, meta)
-    routes = plan_routes(registry.subscribers(envelope.name))
+    filtered: list[Filtered] = []
+    routes = plan_routes(registry.subscribers(envelope.name, envelope.payload, filtered=filtered))
     event_id = meta.event_id
     publish = bool(routes) and st.publisher.available()
     values = {
@@ -209,6 +222,7 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
         workflows=workflows,
         duplicate=False,
         resumed=resumed,
+        filtered=[filtered_json(f) for f in filtered],
     )
 
 
@@ -256,6 +270,15 @@ def plan_routes(subscriptions: Any) -> list[dict[str, str]]:
             }
         )
     return routes
+
+
+def filtered_json(filtered: Filtered) -> dict[str, str]:
+    """A subscriber a trigger filter turned away, as the answers show it."""
+    return {
+        "workflow_id": filtered.workflow_id,
+        "trigger": filtered.trigger,
+        "reason": filtered.reason,
+    }
 
 
 def answered_workflows(routes: list[dict[str, str]]) -> list[dict[str, str]]:

@@ -141,6 +141,8 @@ class Trigger:
     #: position in the workflow's ``triggers`` list
     index: int = 0
     location: Location | None = None
+    #: a CEL condition on the event (``input``, ``event``): false, the workflow is not started
+    filter: Expression | None = None
 
 
 #: the task types: ``basic`` runs a tool or an agent; the others settle without one

@@ -12,6 +12,7 @@ its registry; the API and the workers hold one and swap it whole on reload.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from types import MappingProxyType
 from jsonschema_rs import ValidationError, ValidationErrorKind, Validator
 
 from workflows.errors import DefinitionError, Problem
+from workflows.expressions import ExpressionFailed
 from workflows.jsonpointer import pointer
 from workflows.loading.loader import load_project
 from workflows.loading.yamlsource import format_path
@@ -81,6 +83,15 @@ class Refusal:
     exact: bool
     #: errors the validator built to explain this refusal (the work done, bounded)
     examined: int
+
+
+@dataclass(frozen=True)
+class Filtered:
+    """A subscribed workflow whose trigger ``filter`` turned the event away."""
+
+    workflow_id: str
+    trigger: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -148,9 +159,26 @@ class TriggerRegistry:
         """Whether some ``wait`` task of the project waits for events named ``name``."""
         return name in self._awaited
 
-    def subscribers(self, name: str) -> tuple[Subscription, ...]:
-        """The subscriptions whose trigger matches ``name``, by workflow id; ``()`` when none."""
-        return self._route(name).subscriptions
+    def subscribers(
+        self, name: str, payload: object = None, *, filtered: list[Filtered] | None = None
+    ) -> tuple[Subscription, ...]:
+        """The subscriptions whose trigger matches ``name``, by workflow id; ``()`` when none.
+
+        With ``payload``, those whose trigger ``filter`` turns it away are left out
+        (and appended to ``filtered`` with the reason, when given).
+        """
+        route = self._route(name)
+        if payload is None or not route.filters:
+            return route.subscriptions
+        kept: list[Subscription] = []
+        for subscription in route.subscriptions:
+            reason = _turned_away(subscription, name, payload)
+            if reason is None:
+                kept.append(subscription)
+            elif filtered is not None:
+                trigger = subscription.trigger.name
+                filtered.append(Filtered(subscription.workflow.id, trigger, reason))
+        return tuple(kept)
 
     def match(self, name: str) -> Match[tuple[Subscription, _Compiled | None]]:
         """The wildcard triggers ``name`` matches, and the trie nodes looked at (uncached)."""
@@ -185,10 +213,17 @@ class TriggerRegistry:
     def refusals(
         self, name: str, payload: object, *, max_errors: int = MAX_ERRORS
     ) -> list[Refusal]:
-        """One :class:`Refusal` per subscribed trigger whose schema ``payload`` breaks."""
-        compiled = self._route(name).validators
+        """One :class:`Refusal` per subscribed trigger whose schema ``payload`` breaks.
+
+        A workflow whose trigger ``filter`` turns the event away is not asked.
+        """
+        route = self._route(name)
+        compiled = route.validators
         if not compiled:
             return []
+        if route.filters:
+            wanted = {s.workflow.id for s in self.subscribers(name, payload)}
+            compiled = tuple(entry for entry in compiled if entry.workflow_id in wanted)
         return [
             _refusal(entry, payload, max_errors)
             for entry in compiled
@@ -206,10 +241,30 @@ class _Route:
 
     subscriptions: tuple[Subscription, ...]
     validators: tuple[_Compiled, ...]
+    #: some subscribed trigger has a ``filter`` (else nothing is evaluated per event)
+    filters: bool = False
+
+    def __post_init__(self) -> None:
+        filters = any(s.trigger.filter is not None for s in self.subscriptions)
+        object.__setattr__(self, "filters", filters)
 
 
 #: event names whose routes are cached (cleared whole when full)
 _ROUTE_CACHE = 10_000
+
+
+def _turned_away(subscription: Subscription, name: str, payload: object) -> str | None:
+    """Why ``subscription``'s filter turns the event away, or None when it lets it through."""
+    condition = subscription.trigger.filter
+    if condition is None:
+        return None
+    try:
+        value = condition.evaluate({"input": payload, "event": {"name": name, "payload": payload}})
+    except ExpressionFailed as exc:
+        return f"filter could not be evaluated: {exc.message}"
+    if value is True:
+        return None
+    return f"filter {condition.source!r} is {json.dumps(value, default=str)} for this event"
 
 
 def _compiled(subscription: Subscription) -> _Compiled | None:

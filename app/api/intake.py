@@ -210,7 +210,9 @@ def _replay_one(
             + "; nothing was started",
             details=refusal_details(refusals),
         )
-    workflow_ids = [r["workflow_id"] for r in plan_routes(registry.subscribers(event.name))]
+    workflow_ids = [
+        r["workflow_id"] for r in plan_routes(registry.subscribers(event.name, event.payload))
+    ]
     try:
         scope = st.sessions() if options["preview"] else st.sessions.begin()
         with scope as session:  # a preview's session is closed without a commit

@@ -188,6 +188,21 @@ EVENTS: Section = {
                         "message": {"type": "string"},
                         "name": {"type": "string"},
                         "duplicate": {"type": "boolean"},
+                        "filtered": {
+                            "type": "array",
+                            "description": "Subscribed workflows whose trigger `filter` turned "
+                            "this event away (not started, not a 422), with the reason; only "
+                            "present when there is one.",
+                            "items": {
+                                "type": "object",
+                                "required": ["workflow_id", "trigger", "reason"],
+                                "properties": {
+                                    "workflow_id": {"type": "string"},
+                                    "trigger": {"type": "string"},
+                                    "reason": {"type": "string"},
+                                },
+                            },
+                        },
                         "resumed": {
                             "type": "array",
                             "description": "The waiting steps (type: wait) this event resumed; "

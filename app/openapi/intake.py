@@ -248,6 +248,12 @@ INTAKE: Section = {
                     "type": "object",
                     "required": ["dry_run", "name", "workflows", "duplicate_of", "conflict"],
                     "properties": {
+                        "filtered": {
+                            "type": "array",
+                            "description": "Subscribed workflows whose trigger `filter` turns "
+                            "the event away, with the reason.",
+                            "items": {"type": "object"},
+                        },
                         "dry_run": {"const": True},
                         "message": {"type": "string"},
                         "name": {"type": "string"},

@@ -75,7 +75,7 @@ def emit(session: Session, project: Project, claim: Claim, *, now: datetime) -> 
         }
         return Emitted(Attempt(ok=False, error=error, input=shown))
     token, key = f"signal:{claim.workflow.id}"[:100], idempotency_key(step)
-    routes = _plan(registry, signal.name)
+    routes = _plan(registry, signal.name, payload)
     values = {
         "id": new_id("evt"),
         "name": signal.name,
@@ -108,10 +108,10 @@ def emit(session: Session, project: Project, claim: Claim, *, now: datetime) -> 
     return Emitted(Attempt(ok=True, output=output, input=shown), dispatch)
 
 
-def _plan(registry: TriggerRegistry, name: str) -> list[dict[str, str]]:
-    """One planned execution per subscribed workflow, its id fixed now (as the API plans)."""
+def _plan(registry: TriggerRegistry, name: str, payload: object) -> list[dict[str, str]]:
+    """One planned execution per subscribed workflow its filter lets through, as the API plans."""
     routes: list[dict[str, str]] = []
-    for subscription in registry.subscribers(name):
+    for subscription in registry.subscribers(name, payload):
         workflow = subscription.workflow
         if all(r["workflow_id"] != workflow.id for r in routes):
             routes.append(

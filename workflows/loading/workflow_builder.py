@@ -30,6 +30,9 @@ from workflows.loading.validation import check_payload_schema
 from workflows.loading.yamlsource import JsonPath, format_path
 from workflows.model import Agent, Collection, Defaults, Parallel, Task, Tool, Trigger, Workflow
 
+#: what a trigger's ``filter`` reads: the payload, as ``input`` and ``event.payload``
+FILTER_VARIABLES = ("input", "event")
+
 
 class WorkflowBuilder(FlowBuilder):
     """Builds one workflow document, appending every problem to ``problems``."""
@@ -100,7 +103,8 @@ class WorkflowBuilder(FlowBuilder):
             if any(t.name == name for t in out):
                 self.error((*path, "name"), f"trigger {name!r} is declared twice")
                 continue
-            out.append(Trigger(name, schema, "signal", index, self.location(path)))
+            condition = self.expression((*path, "filter"), raw.get("filter"), FILTER_VARIABLES)
+            out.append(Trigger(name, schema, "signal", index, self.location(path), condition))
         return out
 
     def tasks(
