@@ -25,6 +25,7 @@ from app.intake import (
     RequestMeta,
     accept_taken_key,
     answered_workflows,
+    filtered_json,
     plan_routes,
     refusal_details,
 )
@@ -32,7 +33,7 @@ from app.logs import log_event
 from app.state import HeraldState
 from workflows.ids import new_id
 from workflows.model import EventStatus
-from workflows.registry import TriggerRegistry
+from workflows.registry import Filtered, TriggerRegistry
 from workflows.settings import ApiToken
 from workflows.store import events as store
 from workflows.store.db import autocommit
@@ -56,6 +57,7 @@ class Outcome:
                 "name": self.answer.name,
                 "workflows": self.answer.workflows,
                 "duplicate": self.answer.duplicate,
+                **({"filtered": self.answer.filtered} if self.answer.filtered else {}),
             }
         assert self.error is not None
         return {
@@ -126,7 +128,8 @@ def accept_batch(
                 repeats.append((index, entry, first_with_key[entry.key]))
                 continue
             first_with_key[entry.key] = index
-        routes = plan_routes(registry.subscribers(entry.name, entry.payload))
+        filtered: list[Filtered] = []
+        routes = plan_routes(registry.subscribers(entry.name, entry.payload, filtered=filtered))
         values: dict[str, Any] = {
             "id": new_id("evt"),
             "name": entry.name,
@@ -140,6 +143,7 @@ def accept_batch(
             "request_hash": entry.body_hash,
             "received_at": now,
             "publish_count": 1 if routes and publish else 0,
+            "filtered": [filtered_json(f) for f in filtered] or None,
         }
         rows.append(values)
         planned.append((index, entry, values))
@@ -156,7 +160,13 @@ def accept_batch(
                 outcomes[index] = Outcome(index, error=exc)
                 continue
         if answer is None:  # stored now
-            answer = Answer(values["id"], entry.name, answered_workflows(values["routes"]), False)
+            answer = Answer(
+                values["id"],
+                entry.name,
+                answered_workflows(values["routes"]),
+                False,
+                filtered=values["filtered"] or [],
+            )
             if values["routes"] and values["publish_count"]:
                 to_dispatch.append(values["id"])
         outcomes[index] = Outcome(index, answer=answer)

@@ -183,6 +183,8 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
         # counts the publish right after the commit (see app.publish): one transaction
         "publish_count": 1 if publish else 0,
     }
+    turned_away = [filtered_json(f) for f in filtered]
+    values["filtered"] = turned_away or None  # NULL: nothing filtered (delivery records read it)
     # A new event is one INSERT committed on its own: one transaction, one round trip
     # (with the waits it resumes, when some wait awaits its name: app.waits).
     inserted, resumed = insert_and_resume(st, values, request_id=meta.request_id)
@@ -222,7 +224,7 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
         workflows=workflows,
         duplicate=False,
         resumed=resumed,
-        filtered=[filtered_json(f) for f in filtered],
+        filtered=turned_away,
     )
 
 

@@ -349,6 +349,10 @@ EVENTS: Section = {
                                     "execution_id": {"type": ["string", "null"]},
                                     "executions": {"type": "integer", "minimum": 0},
                                     "replays": {"type": "integer", "minimum": 0},
+                                    "reason": {
+                                        "type": "string",
+                                        "description": "Why a filtered delivery was not started.",
+                                    },
                                 },
                             },
                         },

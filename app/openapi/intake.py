@@ -191,6 +191,11 @@ INTAKE: Section = {
                                     "name": {"type": "string"},
                                     "workflows": {"type": "array"},
                                     "duplicate": {"type": "boolean"},
+                                    "filtered": {
+                                        "type": "array",
+                                        "description": "Workflows its trigger filters turned "
+                                        "away, with the reason.",
+                                    },
                                     "error": {"type": "object"},
                                 },
                             },

@@ -154,3 +154,49 @@ def test_a_bad_filter_is_a_load_error_with_file_and_line(
         load_project(tmp_path)
     shown = str(refused.value)
     assert "orders.yaml:5: triggers[0].filter:" in shown and message in shown, shown
+
+
+def test_a_filtered_workflow_has_a_filtered_delivery_record(
+    post: Callable[..., tuple[int, dict[str, Any]]],
+    make_app: Callable[..., Flask],
+    project: Path,
+    clean_db: Engine,
+) -> None:
+    _, turned_away = post({"name": "order.placed", "payload": {"total": 50}})
+    _, both = post({"name": "order.placed", "payload": {"total": 500, "vip": "gold"}})
+    client = make_app(project_dir=project, api_tokens=(TOKEN,)).test_client()
+    auth = {"Authorization": f"Bearer {TOKEN.secret}"}
+
+    shown = client.get(f"/api/v1/events/{turned_away['event_id']}", headers=auth).get_json()
+    states = {d["workflow_id"]: d for d in shown["data"]["deliveries"]}
+    assert states["every-order"]["state"] == "planned"
+    assert states["big-orders"]["state"] == "filtered"
+    assert states["big-orders"]["execution_id"] is None
+    assert "false" in states["big-orders"]["reason"]
+
+    listed = client.get("/api/v1/events?delivery=filtered", headers=auth).get_json()
+    assert [e["id"] for e in listed["data"]["events"]] == [turned_away["event_id"]]
+    assert both["event_id"] not in [e["id"] for e in listed["data"]["events"]]
+
+
+def test_a_batch_entry_says_which_workflows_its_filters_turned_away(
+    make_app: Callable[..., Flask], project: Path, broker: redis.Redis, clean_db: Engine
+) -> None:
+    client = make_app(project_dir=project, api_tokens=(TOKEN,)).test_client()
+    auth = {"Authorization": f"Bearer {TOKEN.secret}"}
+    answer = client.post(
+        "/api/v1/events/batch",
+        json={
+            "events": [
+                {"name": "order.placed", "payload": {"total": 5}},
+                {"name": "order.placed", "payload": {"total": 500, "vip": "gold"}},
+            ]
+        },
+        headers=auth,
+    )
+    assert answer.status_code == 207, answer.get_json()
+    low, high = answer.get_json()["data"]["results"]
+    assert [f["workflow_id"] for f in low["filtered"]] == ["big-orders"]
+    assert "filtered" not in high
+    listed = client.get("/api/v1/events?delivery=filtered", headers=auth).get_json()
+    assert [e["id"] for e in listed["data"]["events"]] == [low["event_id"]]

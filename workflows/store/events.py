@@ -20,7 +20,6 @@ from sqlalchemy import (
     Insert,
     TextualSelect,
     and_,
-    false,
     func,
     select,
     text,
@@ -175,7 +174,7 @@ DELIVERY_STATES: dict[str, tuple[str, ...]] = {
     "started": (ExecutionStatus.PENDING.value, ExecutionStatus.RUNNING.value),
     "succeeded": (ExecutionStatus.SUCCEEDED.value,),
     "failed": (ExecutionStatus.FAILED.value,),
-    "filtered": (),  # a trigger filter said no (no trigger has a filter yet)
+    "filtered": (),  # a trigger filter turned the event away (events.filtered)
     "cancelled": (ExecutionStatus.CANCELLED.value,),
 }
 
@@ -197,7 +196,8 @@ def delivery_clause(state: str, since: datetime | None) -> ColumnElement[bool]:
         clause: ColumnElement[bool] = Event.status == EventStatus.ACCEPTED.value
         return clause if since is None else and_(clause, Event.received_at >= since)
     if state == "filtered":
-        return false()
+        clause = Event.filtered.is_not(None)
+        return clause if since is None else and_(clause, Event.received_at >= since)
     when = func.coalesce(Execution.finished_at, Execution.started_at, Execution.created_at)
     current = select(Execution.id).where(
         Execution.event_id == Event.id,
@@ -269,6 +269,18 @@ def deliveries(session: Session, event: Event) -> list[dict[str, Any]]:
                 "replays": sum(1 for e in executions if e.replay_id is not None),
             }
         )
+    for turned_away in event.filtered or []:
+        if turned_away["workflow_id"] not in by_workflow:
+            out.append(
+                {
+                    "workflow_id": turned_away["workflow_id"],
+                    "state": "filtered",
+                    "execution_id": None,
+                    "executions": 0,
+                    "replays": 0,
+                    "reason": turned_away["reason"],
+                }
+            )
     return out
 
 

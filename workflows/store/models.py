@@ -26,6 +26,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
+#: a JSON column whose None is SQL NULL (not JSON null), for columns tested with IS NULL
+NullableJson = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -87,6 +89,8 @@ class Event(Base):
     published_at: Mapped[datetime | None]
     #: the waiting steps it resumed when it was accepted: [{"execution_id", "step_id", "task_id"}]
     resumed: Mapped[list[Any] | None]
+    #: subscribers whose trigger filter turned it away: [{"workflow_id", "trigger", "reason"}]
+    filtered: Mapped[list[Any] | None] = mapped_column(NullableJson)
 
     __table_args__ = (
         UniqueConstraint("token_name", "idempotency_key", name="uq_events_token_idempotency"),
