@@ -125,9 +125,7 @@ class FlowBuilder(PartsBuilder):
             id=task_id,
             uses="none",
             type="signal",
-            on_success=as_str(as_dict(raw.get("on_success")).get("next")),
-            on_error=as_str(as_dict(raw.get("on_error")).get("next")),
-            final=raw.get("final") is True,
+            **transitions(raw),
             delay=delay or 0.0,
             signal=Signal(name, frozen(payload) if isinstance(payload, dict) else frozen({})),
             location=self.location(path),
@@ -155,9 +153,7 @@ class FlowBuilder(PartsBuilder):
             id=task_id,
             uses="none",
             type="wait",
-            on_success=as_str(as_dict(raw.get("on_success")).get("next")),
-            on_error=as_str(as_dict(raw.get("on_error")).get("next")),
-            final=raw.get("final") is True,
+            **transitions(raw),
             wait=Wait(name, condition, timeout, on_timeout),
             location=self.location(path),
         )
@@ -193,3 +189,12 @@ def flow_targets(path: JsonPath, raw: dict[str, Any]) -> list[tuple[JsonPath, st
     if raw.get("type") == "wait" and (on_timeout := as_str(raw.get("on_timeout"))) is not None:
         found.append(((*path, "on_timeout"), on_timeout))
     return found
+
+
+def transitions(raw: dict[str, Any]) -> dict[str, Any]:
+    """A task's ``on_success.next``, ``on_error.next`` and ``final``, as Task fields."""
+    return {
+        "on_success": as_str(as_dict(raw.get("on_success")).get("next")),
+        "on_error": as_str(as_dict(raw.get("on_error")).get("next")),
+        "final": raw.get("final") is True,
+    }

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from workflows.expressions import task_reads
-from workflows.loading.flow_builder import STEP_VARIABLES, FlowBuilder, flow_targets
+from workflows.loading.flow_builder import STEP_VARIABLES, FlowBuilder, flow_targets, transitions
 from workflows.loading.parts_builder import (
     Shared,
     as_dict,
@@ -249,9 +249,7 @@ class WorkflowBuilder(FlowBuilder):
             id=task_id,
             uses="none",
             type="parallel",
-            on_success=as_str(as_dict(raw.get("on_success")).get("next")),
-            on_error=as_str(as_dict(raw.get("on_error")).get("next")),
-            final=raw.get("final") is True,
+            **transitions(raw),
             delay=self.duration((*path, "delay"), raw.get("delay")) or 0.0,
             parallel=Parallel(
                 tuple(children), as_str(raw.get("strategy")) or "wait_all", max_workers
@@ -296,9 +294,7 @@ class WorkflowBuilder(FlowBuilder):
             id=task_id,
             uses="none",
             type="collection",
-            on_success=as_str(as_dict(raw.get("on_success")).get("next")),
-            on_error=as_str(as_dict(raw.get("on_error")).get("next")),
-            final=raw.get("final") is True,
+            **transitions(raw),
             delay=delay or 0.0,
             collection=Collection(
                 task=per_item_task,
