@@ -15,6 +15,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
+from workflows import tracing
 from workflows.ids import new_id
 from workflows.settings import Settings
 
@@ -59,8 +60,10 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     ).init_app(app)
     errors.init_app(app)
     init_api(app)
+    app.before_request(_start_span)
     app.before_request(_request_id)
     app.after_request(_echo_request_id)
+    app.teardown_request(_end_span)
     return app
 
 
@@ -91,7 +94,23 @@ def _request_id() -> None:
         raise ValidationFailed("the URL path may not contain the NUL character")
 
 
+def _start_span() -> None:
+    """Run the request in a span of the caller's ``traceparent`` trace, or of a new one."""
+    span = tracing.child_of(request.headers.get(tracing.HEADER))
+    g.trace_token = tracing.CURRENT.set(span)
+
+
+def _end_span(_exc: BaseException | None) -> None:
+    """Leave the request's span: the thread serves the next request in its own."""
+    token = g.pop("trace_token", None)
+    if token is not None:
+        tracing.CURRENT.reset(token)
+
+
 def _echo_request_id(response: Response) -> Response:
-    """Every answer carries the request id."""
+    """Every answer carries the request id, and its span as ``traceparent``."""
     response.headers["X-Request-ID"] = g.get("request_id") or new_id("req")
+    span = tracing.current()
+    if span is not None:
+        response.headers[tracing.HEADER] = span.traceparent
     return response

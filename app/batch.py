@@ -25,6 +25,7 @@ from app.intake import (
     RequestMeta,
     accept_taken_key,
     answered_workflows,
+    event_trace_id,
     filtered_json,
     plan_routes,
     refusal_details,
@@ -57,6 +58,7 @@ class Outcome:
                 "name": self.answer.name,
                 "workflows": self.answer.workflows,
                 "duplicate": self.answer.duplicate,
+                "trace_id": self.answer.trace_id,
                 **({"filtered": self.answer.filtered} if self.answer.filtered else {}),
             }
         assert self.error is not None
@@ -144,6 +146,7 @@ def accept_batch(
             "received_at": now,
             "publish_count": 1 if routes and publish else 0,
             "filtered": [filtered_json(f) for f in filtered] or None,
+            "trace_id": event_trace_id(entry),
         }
         rows.append(values)
         planned.append((index, entry, values))
@@ -166,6 +169,7 @@ def accept_batch(
                 answered_workflows(values["routes"]),
                 False,
                 filtered=values["filtered"] or [],
+                trace_id=values["trace_id"],
             )
             if values["routes"] and values["publish_count"]:
                 to_dispatch.append(values["id"])
@@ -231,4 +235,9 @@ def _repeat(
             ),
         )
     original = outcome.answer
-    return Outcome(index, answer=Answer(original.event_id, original.name, original.workflows, True))
+    return Outcome(
+        index,
+        answer=Answer(
+            original.event_id, original.name, original.workflows, True, trace_id=original.trace_id
+        ),
+    )

@@ -114,7 +114,14 @@ def _envelope(attributes: dict[str, Any], data: Any, *, header: bool) -> Envelop
         raise _invalid("data", "`data` is the payload: it must be a JSON object")
     canonical = json.dumps({"name": name, "payload": data}, sort_keys=True, separators=(",", ":"))
     digest = hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-    return Envelope(name, data, _key(attributes["source"], attributes["id"]), digest)
+    traceparent = attributes.get("traceparent")
+    return Envelope(
+        name,
+        data,
+        _key(attributes["source"], attributes["id"]),
+        digest,
+        traceparent if isinstance(traceparent, str) and not header else None,
+    )
 
 
 def _key(source: str, event_id: str) -> str:

@@ -45,6 +45,8 @@ class Envelope:
     key: str | None
     #: sha256 of the canonical ``{name, payload}``: a replay has the same hash
     body_hash: str
+    #: a structured CloudEvent's ``traceparent`` attribute (distributed tracing extension)
+    traceparent: str | None = None
 
 
 def read_envelope(request: Request, max_bytes: int, max_depth: int = MAX_DEPTH) -> Envelope:

@@ -20,6 +20,7 @@ from app.errors import Conflict, SchemaValidationFailed
 from app.logs import log_event
 from app.state import HeraldState
 from app.waits import insert_and_resume
+from workflows import tracing
 from workflows.ids import new_id
 from workflows.model import EventStatus
 from workflows.registry import Filtered, Refusal, TriggerRegistry
@@ -50,6 +51,8 @@ class Answer:
     resumed: list[dict[str, str]] = field(default_factory=list)
     #: subscribers whose trigger filter turned it away: [{"workflow_id", "trigger", "reason"}]
     filtered: list[dict[str, str]] = field(default_factory=list)
+    #: the W3C trace the event belongs to (None for an event stored before traces)
+    trace_id: str | None = None
 
     @property
     def message(self) -> str:
@@ -74,10 +77,17 @@ class Answer:
             "workflows": self.workflows,
             "resumed": self.resumed,
             "duplicate": self.duplicate,
+            "trace_id": self.trace_id,
         }
         if self.filtered:
             data["filtered"] = self.filtered
-        return {"success": True, "message": self.message, "event_id": self.event_id, "data": data}
+        return {
+            "success": True,
+            "message": self.message,
+            "event_id": self.event_id,
+            "trace_id": self.trace_id,
+            "data": data,
+        }
 
 
 def check_payload(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> TriggerRegistry:
@@ -183,6 +193,7 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
         # counts the publish right after the commit (see app.publish): one transaction
         "publish_count": 1 if publish else 0,
     }
+    trace_id = values["trace_id"] = event_trace_id(envelope)
     turned_away = [filtered_json(f) for f in filtered]
     values["filtered"] = turned_away or None  # NULL: nothing filtered (delivery records read it)
     # A new event is one INSERT committed on its own: one transaction, one round trip
@@ -225,7 +236,14 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
         duplicate=False,
         resumed=resumed,
         filtered=turned_away,
+        trace_id=trace_id,
     )
+
+
+def event_trace_id(envelope: Envelope) -> str | None:
+    """The trace an accepted event joins: its CloudEvent's ``traceparent``, else the request's."""
+    parent = tracing.parse(envelope.traceparent)
+    return parent.trace_id if parent is not None else tracing.current_trace_id()
 
 
 def accept_taken_key(
@@ -325,6 +343,7 @@ def replay(existing: Event, envelope: Envelope) -> Answer:
         answered_workflows(existing.routes),
         duplicate=True,
         resumed=existing.resumed or [],
+        trace_id=existing.trace_id,
     )
 
 

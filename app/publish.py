@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.logs import log_event
 from workers.celery_app import DISPATCH_BATCH_TASK, DISPATCH_TASK, make_celery, send
+from workflows import tracing
 from workflows.engine.messages import Publish
 from workflows.settings import Settings
 from workflows.store.models import Event
@@ -75,7 +76,9 @@ class Publisher:
         The event was committed counting this publish; a failed one is uncounted.
         """
         try:
-            self.celery.send_task(DISPATCH_TASK, args=[event_id], retry=False)
+            self.celery.send_task(
+                DISPATCH_TASK, args=[event_id], retry=False, headers=tracing.headers()
+            )
         except (KombuError, RedisError, OSError) as exc:
             log_event(
                 "event.publish_failed",
@@ -93,7 +96,9 @@ class Publisher:
         """Publish one ``herald.dispatch_events(event_ids)`` for a batch; ``False`` if the broker
         is down (every event uncounted, left to the sweep)."""
         try:
-            self.celery.send_task(DISPATCH_BATCH_TASK, args=[event_ids], retry=False)
+            self.celery.send_task(
+                DISPATCH_BATCH_TASK, args=[event_ids], retry=False, headers=tracing.headers()
+            )
         except (KombuError, RedisError, OSError) as exc:
             log_event(
                 "event.publish_failed",

@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Celery
 
+from workflows import tracing
 from workflows.engine.messages import HARD_LIMIT_GRACE, MAX_COUNTDOWN, Dispatch, Message, Publish
 from workflows.settings import Settings
 
@@ -141,16 +142,17 @@ def publish_step(
         countdown=min(max(countdown, 0.0), MAX_COUNTDOWN) or None,
         soft_time_limit=timeout + 1.0,
         time_limit=timeout + HARD_LIMIT_GRACE,
+        headers=tracing.headers(),
     )
 
 
 def publish_dispatch(celery: Celery, event_id: str) -> None:
     """Publish ``herald.dispatch_event(event_id)``."""
-    celery.send_task(DISPATCH_TASK, args=[event_id])
+    celery.send_task(DISPATCH_TASK, args=[event_id], headers=tracing.headers())
 
 
 def send(celery: Celery, message: Message) -> None:
-    """Publish one message the engine returned."""
+    """Publish one message the engine returned, naming the current span as its parent."""
     if isinstance(message, Dispatch):
         publish_dispatch(celery, message.event_id)
         return

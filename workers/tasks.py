@@ -31,6 +31,7 @@ from workers.celery_app import (
 from workers.logs import log_event
 from workers.publish import publish
 from workers.runtime import Runtime
+from workflows import tracing
 from workflows.engine.claim import ClaimOutcome, claim
 from workflows.engine.dispatch import create_executions
 from workflows.engine.flow import settle_alone
@@ -56,15 +57,16 @@ def task(**options: Any) -> Callable[[F], F]:
 @task(name=DISPATCH_TASK, bind=True, **_RETRY)
 def dispatch_event(self: Task, event_id: str) -> None:
     """Create an accepted event's executions and publish their first steps."""
-    dispatch(runtime.current(), event_id)
+    dispatch(runtime.current(), event_id, traceparent=traceparent_of(self))
 
 
 @task(name=DISPATCH_BATCH_TASK, bind=True, **_RETRY)
 def dispatch_events(self: Task, event_ids: list[str]) -> None:
     """Dispatch the events of one batch, one after the other (each is idempotent)."""
     rt = runtime.current()
+    parent = traceparent_of(self)
     for event_id in event_ids:
-        dispatch(rt, event_id)
+        dispatch(rt, event_id, traceparent=parent)
 
 
 @task(name=STEP_TASK, bind=True, **_RETRY)
@@ -95,17 +97,36 @@ def _run(task: Task, step_id: str) -> None:
         worker=f"{request.hostname or rt.hostname}/{os.getpid()}",
         redelivered=bool(delivery.get("redelivered")),
         message_id=request.id,
+        traceparent=traceparent_of(task),
     )
 
 
-def dispatch(rt: Runtime, event_id: str) -> list[str]:
-    """Dispatch an accepted event and publish its first steps; returns the execution ids."""
+def traceparent_of(task: Task) -> str | None:
+    """The ``traceparent`` header of the message ``task`` runs (None without one)."""
+    request = task.request
+    value = getattr(request, tracing.HEADER, None) or (request.headers or {}).get(tracing.HEADER)
+    return value if isinstance(value, str) else None
+
+
+def dispatch(rt: Runtime, event_id: str, *, traceparent: str | None = None) -> list[str]:
+    """Dispatch an accepted event and publish its first steps; returns the execution ids.
+
+    It runs in a span of the event's trace, a child of ``traceparent`` when that
+    names the same trace: its log lines and the messages it publishes carry it.
+    """
+    with tracing.running(tracing.child_of(traceparent)) as span:
+        return _dispatch(rt, event_id, span)
+
+
+def _dispatch(rt: Runtime, event_id: str, span: tracing.Span) -> list[str]:
     started = time.monotonic()
     with rt.sessions.begin() as session:
         done = create_executions(session, rt.project, event_id, now=utcnow())
     if done is None:
         log_event("dispatch.dropped", event_id=event_id, reason="unknown event")
         return []
+    if done.trace_id is not None and done.trace_id != span.trace_id:
+        tracing.CURRENT.set(tracing.child_of(None, trace_id=done.trace_id))
     publish(rt, done.publish)
     for change in done.version_changes:
         log_event("dispatch.version_changed", event_id=event_id, **change)
@@ -128,13 +149,28 @@ def run_step(
     worker: str,
     redelivered: bool = False,
     message_id: str | None = None,
+    traceparent: str | None = None,
 ) -> str:
     """Claim a step, run one attempt, settle it, publish what follows; returns its status.
 
     ``redelivered`` is the broker's flag: the message ``message_id`` was handed
     back after its worker died, so a step it left ``running`` is reclaimed
     (``lost`` + 1). The claim records this process's worker row (``rt.worker_id``).
+    The step runs in a span of its execution's trace (a child of ``traceparent``
+    when that names the same trace): its logs and messages carry it.
     """
+    with tracing.running(tracing.child_of(traceparent)) as span:
+        return _run_step(rt, step_id, span, worker, redelivered, message_id)
+
+
+def _run_step(
+    rt: Runtime,
+    step_id: str,
+    span: tracing.Span,
+    worker: str,
+    redelivered: bool,
+    message_id: str | None,
+) -> str:
     started = time.monotonic()
     with rt.sessions.begin() as session:
         claimed = claim(
@@ -169,6 +205,9 @@ def run_step(
             )
         return claimed.outcome.value
     taken = claimed.claim
+    if taken.trace_id is not None and taken.trace_id != span.trace_id:
+        # published without this trace (the sweep, an operator's retry): the execution's wins
+        tracing.CURRENT.set(tracing.child_of(None, trace_id=taken.trace_id))
     if alone is not None:
         settled, error = alone, alone.error
     else:

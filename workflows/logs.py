@@ -14,6 +14,8 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
+from workflows import tracing
+
 #: attributes every LogRecord has; anything else was passed through ``extra``
 STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
@@ -23,7 +25,11 @@ STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 
 class JsonFormatter(logging.Formatter):
-    """Format a record as one JSON line: time, level, logger, message and the fields."""
+    """Format a record as one JSON line: time, level, logger, message and the fields.
+
+    Inside a span (:mod:`workflows.tracing`) the line also carries its
+    ``trace_id`` and ``span_id``.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         """The JSON line for ``record``."""
@@ -34,6 +40,10 @@ class JsonFormatter(logging.Formatter):
             "message": record.getMessage(),
         }
         line.update({k: v for k, v in vars(record).items() if k not in STANDARD})
+        span = tracing.current()
+        if span is not None:
+            line.setdefault("trace_id", span.trace_id)
+            line.setdefault("span_id", span.span_id)
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str, separators=(",", ":"))

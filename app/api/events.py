@@ -222,4 +222,5 @@ def event_json(event: Event, statuses: dict[str, str] | None = None) -> dict[str
         "received_at": iso(event.received_at),
         "dispatched_at": iso(event.dispatched_at),
         "publish_count": event.publish_count,
+        "trace_id": event.trace_id,
     }

@@ -186,6 +186,7 @@ def execution_json(execution: Execution, steps: list[Step] | None = None) -> dic
         "output": execution.output,
         "error": execution.error,
         "step_count": execution.step_count,
+        "trace_id": execution.trace_id,
         "created_at": iso(execution.created_at),
         "started_at": iso(execution.started_at),
         "finished_at": iso(execution.finished_at),

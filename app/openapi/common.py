@@ -8,6 +8,24 @@ Section = dict[str, dict[str, Any]]
 
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 
+#: a W3C trace id: 32 lowercase hex digits (null for what was stored before traces)
+TRACE_ID = {
+    "type": ["string", "null"],
+    "pattern": "^[0-9a-f]{32}$",
+    "description": "The W3C trace id (README, Tracing); null for rows stored before traces.",
+}
+
+#: the ``traceparent`` request header of the endpoints that start workflows
+TRACEPARENT = {
+    "name": "traceparent",
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string"},
+    "description": "W3C Trace Context `00-<trace id>-<parent id>-<flags>`: the event and its "
+    "executions join that trace. Absent or invalid: a new trace is started (never a 400). "
+    "Every answer carries a `traceparent` header naming the request's span.",
+}
+
 
 def ref(name: str) -> dict[str, str]:
     """A reference to a component schema."""

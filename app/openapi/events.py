@@ -3,7 +3,17 @@
 from __future__ import annotations
 
 from app.envelope import MAX_KEY, MAX_NAME, NAME
-from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_body, path_id, ref
+from app.openapi.common import (
+    ERRORS_READ,
+    NULLABLE_TIME,
+    TRACE_ID,
+    TRACEPARENT,
+    Section,
+    error,
+    json_body,
+    path_id,
+    ref,
+)
 from app.openapi.intake import ENTRY
 from workflows.store.events import DELIVERY_STATES
 
@@ -39,6 +49,7 @@ EVENTS: Section = {
                         "schema": {"type": "string"},
                         "description": "Echoed back (or generated) and recorded on the event.",
                     },
+                    TRACEPARENT,
                     *(
                         {
                             "name": f"ce-{attribute}",
@@ -173,6 +184,7 @@ EVENTS: Section = {
                 "success": {"const": True},
                 "message": {"type": "string"},
                 "event_id": {"type": "string"},
+                "trace_id": TRACE_ID,
                 "data": {
                     "type": "object",
                     "required": [
@@ -188,6 +200,7 @@ EVENTS: Section = {
                         "message": {"type": "string"},
                         "name": {"type": "string"},
                         "duplicate": {"type": "boolean"},
+                        "trace_id": TRACE_ID,
                         "filtered": {
                             "type": "array",
                             "description": "Subscribed workflows whose trigger `filter` turned "
@@ -311,6 +324,7 @@ EVENTS: Section = {
                 "received_at": {"type": "string", "format": "date-time"},
                 "dispatched_at": NULLABLE_TIME,
                 "publish_count": {"type": "integer", "minimum": 0},
+                "trace_id": TRACE_ID,
             },
         },
         "EventResponse": {

@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.openapi.common import ERRORS_READ, NULLABLE_TIME, Section, error, json_body, path_id, ref
+from app.openapi.common import (
+    ERRORS_READ,
+    NULLABLE_TIME,
+    TRACE_ID,
+    Section,
+    error,
+    json_body,
+    path_id,
+    ref,
+)
 
 _ID = path_id("execution_id")
 
@@ -107,6 +116,7 @@ EXECUTIONS: Section = {
                 "created_at": {"type": "string", "format": "date-time"},
                 "started_at": NULLABLE_TIME,
                 "finished_at": NULLABLE_TIME,
+                "trace_id": TRACE_ID,
                 "steps": {"type": "array", "items": {"type": "object"}},
             },
         },

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from app.envelope import MAX_NAME, NAME
-from app.openapi.common import ERRORS_READ, Section, error, json_body, path_id, ref
+from app.openapi.common import (
+    ERRORS_READ,
+    TRACE_ID,
+    TRACEPARENT,
+    Section,
+    error,
+    json_body,
+    path_id,
+    ref,
+)
 from workflows.store.events import DELIVERY_STATES
 
 CLOUDEVENT = {
@@ -61,6 +70,7 @@ INTAKE: Section = {
                 "nothing. `index` is an entry's position; an error's `details.field` names the "
                 "field within the entry.",
                 "security": [{"bearer": []}],
+                "parameters": [TRACEPARENT],
                 "requestBody": {
                     "required": True,
                     "content": {
@@ -98,7 +108,7 @@ INTAKE: Section = {
                 "whose current execution failed or was cancelled. Each new execution "
                 "supersedes the current one, and the replay is recorded (who, when).",
                 "security": [{"bearer": []}],
-                "parameters": path_id("event_id"),
+                "parameters": [*path_id("event_id"), TRACEPARENT],
                 "requestBody": {
                     "required": False,
                     "content": {
@@ -126,6 +136,7 @@ INTAKE: Section = {
                 "operationId": "replayEvents",
                 "summary": "Replay the events a filter selects (name, status, time), or preview.",
                 "security": [{"bearer": []}],
+                "parameters": [TRACEPARENT],
                 "requestBody": {
                     "required": False,
                     "content": {
@@ -191,6 +202,7 @@ INTAKE: Section = {
                                     "name": {"type": "string"},
                                     "workflows": {"type": "array"},
                                     "duplicate": {"type": "boolean"},
+                                    "trace_id": TRACE_ID,
                                     "filtered": {
                                         "type": "array",
                                         "description": "Workflows its trigger filters turned "

@@ -50,6 +50,8 @@ class Claim:
     task: Task
     context: dict[str, Any]
     event_id: str | None
+    #: the W3C trace of the execution (None for one started before traces)
+    trace_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -145,7 +147,9 @@ def claim(
     context = build_context(session, execution, workflow, step, event=event)
     return Claimed(
         ClaimOutcome.CLAIMED,
-        claim=Claim(step, step.attempts, workflow, task, context, execution.event_id),
+        claim=Claim(
+            step, step.attempts, workflow, task, context, execution.event_id, execution.trace_id
+        ),
         step=step,
     )
 

@@ -35,6 +35,8 @@ class Dispatched:
     publish: list[Publish]
     #: routes whose workflow changed version since the event was accepted
     version_changes: list[dict[str, Any]] = field(default_factory=list)
+    #: the event's W3C trace (None for an event stored before traces)
+    trace_id: str | None = None
 
 
 def create_executions(
@@ -62,7 +64,7 @@ def create_executions(
     if event.status == EventStatus.ACCEPTED.value:
         event.status = EventStatus.DISPATCHED.value
         event.dispatched_at = now
-    return Dispatched(event.name, execution_ids, created, publish, changes)
+    return Dispatched(event.name, execution_ids, created, publish, changes, event.trace_id)
 
 
 def _create_execution(
@@ -84,6 +86,7 @@ def _create_execution(
         "workflow_version": workflow.version if workflow is not None else route.get("version", ""),
         "input": event.payload,
         "step_count": 0,
+        "trace_id": event.trace_id,
         "created_at": now,
     }
     if workflow is None:

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from workflows import tracing
 from workflows.engine.messages import Publish, run_message
 from workflows.errors import ExecutionConflict
 from workflows.ids import new_id
@@ -179,6 +180,8 @@ def _start(
             "input": event.payload,
             "step_count": 0,
             "replay_id": replay_id,
+            # the replay request's trace (a new one when it sent none): see docs/engine.md
+            "trace_id": tracing.current_trace_id() or event.trace_id,
             "created_at": now,
         },
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from workflows import tracing
 from workflows.engine.attempt import Attempt, idempotency_key
 from workflows.engine.claim import Claim
 from workflows.engine.messages import Dispatch
@@ -89,6 +90,8 @@ def emit(session: Session, project: Project, claim: Claim, *, now: datetime) -> 
         "request_hash": None,
         "received_at": now,
         "publish_count": 1 if routes else 0,
+        # the emitting step's trace: the child workflows continue it
+        "trace_id": claim.trace_id or tracing.current_trace_id(),
     }
     duplicate = not event_store.insert_event(session, values)
     if duplicate:  # a former visit's transaction committed it: that event is the one

@@ -91,6 +91,8 @@ class Event(Base):
     resumed: Mapped[list[Any] | None]
     #: subscribers whose trigger filter turned it away: [{"workflow_id", "trigger", "reason"}]
     filtered: Mapped[list[Any] | None] = mapped_column(NullableJson)
+    #: the W3C trace it belongs to (32 hex; None for events stored before migration 0009)
+    trace_id: Mapped[str | None] = mapped_column(String(32))
 
     __table_args__ = (
         UniqueConstraint("token_name", "idempotency_key", name="uq_events_token_idempotency"),
@@ -136,6 +138,8 @@ class Execution(Base):
     replay_id: Mapped[str | None] = mapped_column(String(40))
     #: the execution of a later replay of the same event and workflow that replaces it
     superseded_by: Mapped[str | None] = mapped_column(String(40))
+    #: the W3C trace of the request that started it: its event's, or its replay request's
+    trace_id: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
