@@ -3,16 +3,22 @@
 It refuses to start on a database that was never migrated (run `herald db
 upgrade`) or on invalid workflow definitions (every problem is printed), so a
 bad deployment fails at once with a message instead of on the first request.
+
+Its metrics add up over gunicorn's workers: without ``PROMETHEUS_MULTIPROC_DIR``
+it makes a fresh directory for them (removed when it exits), and a worker that
+exits is marked dead in it.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import click
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from herald import multiproc
 from herald.preflight import preflight
 from workflows.errors import ConfigError, DefinitionError, StoreError
 from workflows.settings import Settings
@@ -36,6 +42,13 @@ class ApiServer(BaseApplication):  # type: ignore[misc]
         from app import create_app
 
         return create_app(self.settings)
+
+
+def _child_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook: a worker exited; drop its live values from the metrics directory."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
 def warn_without_tokens(settings: Settings) -> None:
@@ -71,7 +84,9 @@ def command(bind: str, workers: int, threads: int) -> None:
         ) from None
     except (StoreError, ConfigError) as exc:
         raise click.ClickException(f"refusing to start: {exc.message}") from None
-    options = {
+    # before gunicorn forks: every worker inherits the directory
+    made = None if os.environ.get(multiproc.ENV) else multiproc.fresh_dir("herald-api-metrics-")
+    options: dict[str, Any] = {
         "bind": bind,
         "workers": workers,
         "threads": threads,
@@ -79,6 +94,9 @@ def command(bind: str, workers: int, threads: int) -> None:
         "accesslog": None,
         "timeout": 30,
         "graceful_timeout": 10,
+        "child_exit": _child_exit,
     }
     click.echo(f"herald API on http://{bind} ({workers} worker(s) x {threads} thread(s))")
+    if made is not None:
+        options["on_exit"] = lambda server: multiproc.remove_dir(made)
     ApiServer(settings, options).run()

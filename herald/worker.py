@@ -4,7 +4,9 @@ It refuses to start on an unmigrated database or on invalid definitions (every
 problem printed). Each worker gets a unique node name, so several may run on
 one host; each one sweeps (recovers lost work) when it starts and periodically,
 beats in the ``workers`` table, and on SIGTERM lets its running steps finish
-for ``HERALD_SHUTDOWN_GRACE`` seconds before it hands the rest back.
+for ``HERALD_SHUTDOWN_GRACE`` seconds before it hands the rest back. With
+``--metrics-port`` it serves the node's Prometheus metrics (all its pool
+processes added up, through a directory of its own) on that port.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import uuid
 
 import click
 
+from herald import multiproc
 from herald.preflight import preflight
 from workflows.errors import DefinitionError, HeraldError
 from workflows.settings import Settings
@@ -54,15 +57,29 @@ QUEUE_NAMES = ("dispatch", "steps", "agents")
     default=None,
     help="Node name (default: herald-<random>@<host>, unique per process).",
 )
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    envvar="HERALD_WORKER_METRICS_PORT",
+    help="Serve this node's Prometheus metrics on this port (default: off).",
+)
 def command(
-    concurrency: int | None, queues: str, pool: str, loglevel: str | None, hostname: str | None
+    concurrency: int | None,
+    queues: str,
+    pool: str,
+    loglevel: str | None,
+    hostname: str | None,
+    metrics_port: int | None,
 ) -> None:
     """Run a worker: dispatch events, run steps, sweep for lost work."""
+    # before anything records a metric: the node's processes share this directory
+    metrics_dir = multiproc.fresh_dir("herald-worker-metrics-") if metrics_port else None
     from celery import Celery
-    from celery.signals import worker_ready
+    from celery.signals import worker_process_shutdown, worker_ready
     from celery.utils.nodenames import default_nodename, host_format
 
-    from workers import logs, runtime
+    from workers import logs, metrics, runtime
     from workers.agents import check_providers
     from workers.celery_app import Queues, make_celery
     from workers.heartbeat import HeartbeatStep
@@ -109,7 +126,22 @@ def command(
         without_mingle=True,
         without_gossip=True,
     )
-    worker.start()
+    if metrics_port is not None and metrics_dir is not None:
+        try:
+            metrics.start_exporter(metrics_port)
+        except OSError as exc:
+            multiproc.remove_dir(metrics_dir)
+            raise click.ClickException(
+                f"cannot serve metrics on port {metrics_port}: {exc.strerror or exc}"
+            ) from None
+        worker_process_shutdown.connect(metrics.mark_dead, weak=False, dispatch_uid="herald.mx")
+        logs.log_event("worker.metrics", port=metrics_port)
+    main = os.getpid()
+    try:
+        worker.start()
+    finally:
+        if metrics_dir is not None and os.getpid() == main:  # never from a pool process
+            multiproc.remove_dir(metrics_dir)
     sys.exit(worker.exitcode)
 
 

@@ -21,6 +21,7 @@ from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 
+from workers import metrics
 from workers.celery_app import make_celery
 from workers.logs import log_event
 from workers.publish import publish
@@ -58,6 +59,7 @@ def sweep(rt: Runtime, *, now: datetime | None = None, judge_workers: bool = Tru
         if report.skipped:
             total.skipped = not total.total
             break
+        metrics.swept(report)  # committed: what it did stands, published or not
         unsent = publish(rt, report.publish)
         kinds = ("events", "queued", "retries", "orphaned", "lost", "failed", "delayed", "waits")
         for kind in kinds:

@@ -13,12 +13,14 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from celery import Task, shared_task
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
-from workers import runtime
+from workers import metrics, runtime
 from workers import sweep as recovery
 from workers.attempts import execute
 from workers.celery_app import (
@@ -35,9 +37,10 @@ from workflows import tracing
 from workflows.engine.claim import ClaimOutcome, claim
 from workflows.engine.dispatch import create_executions
 from workflows.engine.flow import settle_alone
-from workflows.engine.progress import settle
+from workflows.engine.progress import Settled, settle
 from workflows.errors import DatabaseUnavailable
-from workflows.store.models import utcnow
+from workflows.model import StepStatus
+from workflows.store.models import Execution, utcnow
 
 F = TypeVar("F", bound=Callable[..., None])
 
@@ -127,6 +130,7 @@ def _dispatch(rt: Runtime, event_id: str, span: tracing.Span) -> list[str]:
         return []
     if done.trace_id is not None and done.trace_id != span.trace_id:
         tracing.CURRENT.set(tracing.child_of(None, trace_id=done.trace_id))
+    metrics.executions_started(done.started)
     publish(rt, done.publish)
     for change in done.version_changes:
         log_event("dispatch.version_changed", event_id=event_id, **change)
@@ -172,6 +176,7 @@ def _run_step(
     message_id: str | None,
 ) -> str:
     started = time.monotonic()
+    finished: str | None = None  # the status of the execution this attempt ended
     with rt.sessions.begin() as session:
         claimed = claim(
             session,
@@ -186,11 +191,14 @@ def _run_step(
         )
         taken = claimed.claim
         # a router (a task that runs nothing) is settled in the claim's own transaction
+        now = utcnow()
         alone = (
-            settle_alone(session, rt.project, taken, now=utcnow())
+            settle_alone(session, rt.project, taken, now=now)
             if taken and taken.task.settles_alone
             else None
         )
+        if alone is not None and taken is not None:
+            finished = _ended(session, taken.step.execution_id, now)
     if claimed.claim is None:
         publish(rt, claimed.publish)
         if claimed.outcome is not ClaimOutcome.FAILED:
@@ -214,6 +222,7 @@ def _run_step(
         result = execute(taken)
         error = result.error
         with rt.sessions.begin() as session:
+            now = utcnow()
             settled = settle(
                 session,
                 step=taken.step,
@@ -222,8 +231,16 @@ def _run_step(
                 task=taken.task,
                 result=result,
                 context=taken.context,
-                now=utcnow(),
+                now=now,
             )
+            finished = _ended(session, taken.step.execution_id, now)
+    metrics.step_settled(
+        taken.workflow.id,
+        taken.task.id,
+        _outcome(settled),
+        time.monotonic() - started,
+        None if settled.fenced else finished,
+    )
     publish(rt, settled.publish)
     log_event(
         "step.finished",
@@ -239,4 +256,25 @@ def _run_step(
         error=(error or {}).get("message"),
         fenced=settled.fenced,
     )
+    return settled.status.value
+
+
+def _ended(session: Session, execution_id: str, now: datetime) -> str | None:
+    """The execution's status if this transaction finished it (at ``now``), else ``None``.
+
+    Read before the commit from the session's own copy, which the settle locked
+    and wrote: no query.
+    """
+    execution = session.get(Execution, execution_id)
+    if execution is None or execution.finished_at != now:
+        return None
+    return str(execution.status)
+
+
+def _outcome(settled: Settled) -> str:
+    """The ``outcome`` label of a settled attempt."""
+    if settled.fenced:
+        return "fenced"
+    if settled.status is StepStatus.RETRYING:
+        return "retried"
     return settled.status.value

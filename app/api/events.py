@@ -15,7 +15,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import cloudevents
+from app import cloudevents, metrics
 from app.api.common import (
     authorize,
     choice_param,
@@ -47,7 +47,7 @@ def post_event() -> Response:
     st = state()
     token: ApiToken | None = None
     name: str | None = None
-    dry = False
+    dry = batch = False
     try:
         token = st.tokens.authenticate(request.headers.get("Authorization"))
         require_scope(token, "events:write")
@@ -61,6 +61,7 @@ def post_event() -> Response:
                 )
             from app.api.intake import post_batch
 
+            batch = True  # it counts its own refusals
             return post_batch()
         if cloudevents.is_cloudevent(request):
             envelope = cloudevents.read_cloudevent(
@@ -86,7 +87,11 @@ def post_event() -> Response:
     except ClientError as exc:
         if not dry:  # a dry run writes nothing, not even the audit of its refusal
             audit(exc, token, name)
+            if not batch and exc.status not in COUNTED:
+                metrics.count_refused(st.definitions.registry, exc.status, name)
         raise
+    if not answer.duplicate:
+        metrics.count_accepted(st.definitions.registry, answer.name)
     response = jsonify(answer.body())
     response.status_code = 202
     return response

@@ -14,11 +14,11 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from app import cloudevents
+from app import cloudevents, metrics
 from app.api.common import DEFAULT_LIMIT, MAX_LIMIT, authorize, ok, refuse_unknown_query
 from app.api.events import audit, record_rejections
 from app.auth import require_scope, visibility
-from app.batch import accept_batch, batch_body, check_size
+from app.batch import Outcome, accept_batch, batch_body, check_size
 from app.envelope import Envelope, envelope_of, parse_json, read_body
 from app.errors import (
     ClientError,
@@ -30,6 +30,7 @@ from app.errors import (
 )
 from app.intake import plan_routes, refusal_details
 from app.logs import log_event
+from app.refusals import COUNTED
 from app.state import HeraldState, state
 from workflows.engine import replay as engine_replay
 from workflows.errors import ExecutionConflict
@@ -60,7 +61,10 @@ def post_batch() -> Response:
         )
     except ClientError as exc:
         audit(exc, token, None)
+        if exc.status not in COUNTED:
+            metrics.count_refused(st.definitions.registry, exc.status, None)
         raise
+    count_outcomes(st, entries, outcomes)
     refused = [(o.error, _name(entries[o.index])) for o in outcomes if o.error is not None]
     if refused:
         audit_entries(refused, token)
@@ -95,6 +99,19 @@ def read_batch(batch_max: int, max_bytes: int) -> list[Envelope | ClientError]:
     raw_entries = body["events"]
     check_size(raw_entries, batch_max, "events")
     return [_entry(raw) for raw in raw_entries]
+
+
+def count_outcomes(
+    st: HeraldState, entries: list[Envelope | ClientError], outcomes: list[Outcome]
+) -> None:
+    """Count each entry of a batch accepted (a duplicate aside) or refused, by event name."""
+    registry = st.definitions.registry
+    for outcome in outcomes:
+        name = _name(entries[outcome.index])
+        if outcome.error is not None:
+            metrics.count_refused(registry, outcome.error.status, name)
+        elif outcome.answer is not None and not outcome.answer.duplicate:
+            metrics.count_accepted(registry, outcome.answer.name)
 
 
 def audit_entries(refused: list[tuple[ClientError, str | None]], token: ApiToken) -> None:

@@ -35,6 +35,8 @@ class Dispatched:
     publish: list[Publish]
     #: routes whose workflow changed version since the event was accepted
     version_changes: list[dict[str, Any]] = field(default_factory=list)
+    #: the workflow of each execution created by this call
+    started: list[str] = field(default_factory=list)
     #: the event's W3C trace (None for an event stored before traces)
     trace_id: str | None = None
 
@@ -46,10 +48,12 @@ def create_executions(
     event = store.lock_event(session, event_id)
     if event is None:
         return None
-    created = 0
+    started: list[str] = []
     changes: list[dict[str, Any]] = []
     for route in event.routes:
-        created += _create_execution(session, project, event, route, now=now, changes=changes)
+        if _create_execution(session, project, event, route, now=now, changes=changes):
+            started.append(route["workflow_id"])
+    created = len(started)
     execution_ids = [route["execution_id"] for route in event.routes]
     publish: list[Publish] = []
     for step in step_store.queued_first_steps(session, execution_ids):
@@ -64,7 +68,7 @@ def create_executions(
     if event.status == EventStatus.ACCEPTED.value:
         event.status = EventStatus.DISPATCHED.value
         event.dispatched_at = now
-    return Dispatched(event.name, execution_ids, created, publish, changes, event.trace_id)
+    return Dispatched(event.name, execution_ids, created, publish, changes, started, event.trace_id)
 
 
 def _create_execution(
