@@ -12,16 +12,18 @@ exits is marked dead in it.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from flask import Flask
 from gunicorn.app.base import BaseApplication
 
 from herald import multiproc
 from herald.preflight import preflight
 from workflows.errors import ConfigError, DefinitionError, StoreError
 from workflows.settings import Settings
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 class ApiServer(BaseApplication):  # type: ignore[misc]

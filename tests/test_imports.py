@@ -15,6 +15,8 @@ An offence is reported as ``file:line: imports NAME (why)``.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,3 +169,28 @@ def test_an_allowed_import_is_not_reported(path: str, source: str) -> None:
 )
 def test_relative_imports_resolve_from_the_module(path: str, source: str, name: str) -> None:
     assert [n for _, n in imported(ast.parse(source), path)] == [name]
+
+
+#: what `herald worker` imports before it loads a project (herald/worker.py's imports)
+WORKER_START = (
+    "herald.cli",
+    "workers.agents",
+    "workers.celery_app",
+    "workers.heartbeat",
+    "workers.sweep",
+    "workers.tasks",
+)
+#: heavy libraries only some step kinds or the API need: a worker loads them on first use
+LAZY = ("flask", "openai", "httpx", "pydantic", "cel", "prompt_toolkit")
+
+
+def test_a_worker_does_not_load_the_api_model_clients_or_cel_at_start() -> None:
+    script = (
+        "import importlib, sys\n"
+        f"for name in {WORKER_START!r}: importlib.import_module(name)\n"
+        f"print(' '.join(name for name in {LAZY!r} if name in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == [], f"imported at worker start: {done.stdout.strip()}"

@@ -12,6 +12,9 @@ the model's ``timeout`` or an equal share of the step's timeout, whichever is
 shorter. The API key is read from the variable named by ``api_key_env``
 (default ``OPENAI_API_KEY``) and never appears in an error: messages from the
 client or the server are scrubbed of it and of any ``Authorization`` value.
+
+The ``openai`` package is imported on the first call: a worker whose steps call
+no model never loads it (and its ``httpx``/``pydantic``: ~20 MB of RSS).
 """
 
 from __future__ import annotations
@@ -19,14 +22,15 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
-
-import openai
 
 from workers.agents.providers.base import Completion, CompletionRequest
 from workflows.errors import AgentError
 from workflows.model import JSON, ModelConfig
+
+if TYPE_CHECKING:
+    import openai
 
 DEFAULT_KEY_ENV = "OPENAI_API_KEY"
 _RETRY_HEADER = "x-stainless-retry-count"
@@ -72,6 +76,8 @@ class OpenAIProvider:
         if config.timeout is not None:
             attempt_timeout = min(attempt_timeout, config.timeout)
         call = _Call(request, api_key, attempt_timeout)
+        import openai  # lazily: see the module's docstring
+
         client = openai.OpenAI(
             api_key=api_key,
             base_url=config.base_url or openai.NOT_GIVEN,
@@ -98,6 +104,8 @@ class _Call:
         block, so that the error carries neither a cause nor a context: nothing
         that walks the chain can reach the request and its Authorization header.
         """
+        import openai
+
         try:
             return self._ask(client)
         except openai.APIStatusError as exc:
@@ -114,6 +122,8 @@ class _Call:
         raise error
 
     def _ask(self, client: openai.OpenAI) -> Completion:
+        import openai
+
         schema = self.request.output_schema
         if schema is None:
             return self._create(client, None)
