@@ -31,6 +31,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from app.ratelimit import RateLimiter
     from app.refusals import Refusals
     from app.state import HeraldState
+    from app.ui import init_app as init_ui
     from workflows.registry import Definitions
     from workflows.store.db import make_engine, make_sessionmaker
 
@@ -59,6 +60,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     ).init_app(app)
     errors.init_app(app)
     init_api(app)
+    init_ui(app)
     app.before_request(_request_id)
     app.after_request(_echo_request_id)
     return app
