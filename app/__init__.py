@@ -32,6 +32,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     from app.ratelimit import RateLimiter
     from app.refusals import Refusals
     from app.state import HeraldState
+    from app.ui import init_app as init_ui
     from workflows.registry import Definitions
     from workflows.store.db import make_engine, make_sessionmaker
 
@@ -60,6 +61,7 @@ def create_app(config: Settings | Mapping[str, Any] | None = None) -> Flask:
     ).init_app(app)
     errors.init_app(app)
     init_api(app)
+    init_ui(app)
     app.before_request(_start_span)
     app.before_request(_request_id)
     app.after_request(_echo_request_id)
@@ -95,7 +97,13 @@ def _request_id() -> None:
 
 
 def _start_span() -> None:
-    """Run the request in a span of the caller's ``traceparent`` trace, or of a new one."""
+    """Run the request in a span of the caller's ``traceparent`` trace, or of a new one.
+
+    A dashboard page calls the API in process, in the same app context: that
+    inner call stays in the page's span.
+    """
+    if "trace_token" in g:
+        return
     span = tracing.child_of(request.headers.get(tracing.HEADER))
     g.trace_token = tracing.CURRENT.set(span)
 

@@ -1,0 +1,236 @@
+"""The dashboard's pages: events, one event, one execution, workflows, workers.
+
+Each page asks the JSON API (:func:`app.ui.session.api`) and renders its
+answer; an API refusal becomes a note on the page (a 403 says which scope the
+token lacks), never a stack trace. Buttons post a form with the session's CSRF
+token and are hidden when the token lacks the scope they need.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.wrappers import Response as BaseResponse
+
+from app.state import state
+from app.ui import graph
+from app.ui.session import api, check_csrf, csrf_token, current_token, may
+from workflows.model import Workflow
+
+#: the query parameters of GET /api/v1/events the filter form offers
+EVENT_FILTERS = ("name", "status", "since", "until", "cursor")
+#: an execution in one of these states changes no more: the page stops polling
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+#: what each scope lets a token do, for the "this token cannot ..." notes
+CANNOT = {
+    "events:read": "read events",
+    "events:replay": "replay events",
+    "executions:read": "read executions",
+    "executions:write": "cancel or retry executions",
+    "workflows:read": "read workflows",
+    "workers:read": "read the worker fleet",
+}
+
+
+def _login_required() -> BaseResponse | None:
+    """Send a visitor without a valid session to the login page (static files are public)."""
+    if request.endpoint in ("ui.login", "ui.static"):
+        return None
+    if current_token() is None:
+        return redirect(url_for("ui.login"))
+    if request.method == "POST":
+        check_csrf()
+    return None
+
+
+def _context() -> dict[str, Any]:
+    token = current_token()
+    return {
+        "csrf_token": csrf_token,
+        "may": may,
+        "token_name": token.name if token else None,
+        "cannot": CANNOT,
+        "pretty": pretty,
+        "duration": duration,
+    }
+
+
+def pretty(value: Any) -> str:
+    """A JSON value indented for a ``<pre>`` (Jinja escapes it)."""
+    return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
+
+
+def duration(started: str | None, finished: str | None) -> str:
+    """``1.23 s`` between two ISO times of the API, or an empty string."""
+    if not started or not finished:
+        return ""
+    spent = _when(finished) - _when(started)
+    return f"{spent.total_seconds():.2f} s"
+
+
+def _when(moment: str) -> datetime:
+    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
+
+
+def _refused(status: int, body: dict[str, Any], scope: str) -> Response:
+    """The page for an API refusal: which scope is missing, or the API's message."""
+    error = body.get("error") or {}
+    message = error.get("message", "the request failed")
+    if status == 403:
+        message = f"This token cannot {CANNOT.get(scope, scope)} (it lacks the scope {scope!r})."
+    page = render_template("ui/refused.html", status=status, message=message)
+    return Response(page, status=status)
+
+
+def index() -> BaseResponse:
+    return redirect(url_for("ui.events"))
+
+
+def events() -> Response | str:
+    """Events newest first, with the API's filters and its cursor for the next page."""
+    query = {k: v for k in EVENT_FILTERS if (v := request.args.get(k, "").strip())}
+    status, body = api("GET", "/events", query_string=query)
+    if status != 200:
+        return _refused(status, body, "events:read")
+    data = body["data"]
+    filters = {k: v for k, v in query.items() if k != "cursor"}
+    return render_template(
+        "ui/events.html",
+        events=data["events"],
+        filters=filters,
+        next_cursor=data["next_cursor"],
+        paged="cursor" in query,
+    )
+
+
+def event(event_id: str) -> Response | str:
+    """One event: its payload, deliveries (filtered ones and why), executions, replays."""
+    status, body = api("GET", f"/events/{event_id}")
+    if status != 200:
+        return _refused(status, body, "events:read")
+    return render_template("ui/event.html", event=body["data"])
+
+
+def replay(event_id: str) -> BaseResponse:
+    """Replay the event (every subscribed workflow, or only the failed ones)."""
+    mode = "failed" if request.form.get("mode") == "failed" else "all"
+    status, body = api("POST", f"/events/{event_id}/replay", json={"mode": mode})
+    _flash_answer(status, body, "events:replay", "Replay started.")
+    return redirect(url_for("ui.event", event_id=event_id))
+
+
+def execution(execution_id: str) -> Response | str:
+    """An execution's timeline; the page polls :func:`timeline` while it runs."""
+    status, body = api("GET", f"/executions/{execution_id}")
+    if status != 200:
+        return _refused(status, body, "executions:read")
+    shown = body["data"]
+    return render_template(
+        "ui/execution.html", execution=shown, steps=_tree(shown["steps"]), finished=FINISHED
+    )
+
+
+def timeline(execution_id: str) -> Response:
+    """The timeline fragment the execution page swaps in every second while it runs."""
+    status, body = api("GET", f"/executions/{execution_id}")
+    if status != 200:
+        return _refused(status, body, "executions:read")
+    shown = body["data"]
+    page = render_template(
+        "ui/_timeline.html", execution=shown, steps=_tree(shown["steps"]), finished=FINISHED
+    )
+    response = Response(page)
+    response.headers["X-Herald-Status"] = shown["status"]
+    return response
+
+
+def _tree(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Top-level steps in order, each with ``children`` (its parallel or collection steps)."""
+    children: dict[str, list[dict[str, Any]]] = {}
+    for step in steps:
+        if step["parent_id"]:
+            children.setdefault(step["parent_id"], []).append(step)
+    return [
+        {**step, "children": children.get(step["id"], [])}
+        for step in steps
+        if not step["parent_id"]
+    ]
+
+
+def cancel(execution_id: str) -> BaseResponse:
+    status, body = api("POST", f"/executions/{execution_id}/cancel")
+    _flash_answer(status, body, "executions:write", "Execution cancelled.")
+    return redirect(url_for("ui.execution", execution_id=execution_id))
+
+
+def retry(execution_id: str) -> BaseResponse:
+    status, body = api("POST", f"/executions/{execution_id}/retry")
+    _flash_answer(status, body, "executions:write", "Retry started from the failed step.")
+    return redirect(url_for("ui.execution", execution_id=execution_id))
+
+
+def _flash_answer(status: int, body: dict[str, Any], scope: str, done: str) -> None:
+    """One line on the next page: what happened, or why the API refused."""
+    if status < 300:
+        flash(done, "ok")
+    elif status == 403:
+        flash(f"This token cannot {CANNOT[scope]} (it lacks the scope {scope!r}).", "error")
+    else:
+        flash((body.get("error") or {}).get("message", "the request failed"), "error")
+
+
+def workflows() -> Response | str:
+    """Each workflow with its triggers and an SVG graph of its tasks."""
+    status, body = api("GET", "/workflows")
+    if status != 200:
+        return _refused(status, body, "workflows:read")
+    loaded = state().definitions.project.workflows
+    shown = [
+        {**w, "svg": graph.svg(w["tasks"]), "triggers": _filters(w, loaded.get(w["id"]))}
+        for w in body["data"]["workflows"]
+    ]
+    return render_template("ui/workflows.html", workflows=shown)
+
+
+def _filters(shown: dict[str, Any], loaded: Workflow | None) -> list[dict[str, Any]]:
+    """The API's triggers, each with the source of its filter expression (if any)."""
+    sources = [t.filter.source if t.filter else None for t in loaded.triggers] if loaded else []
+    return [
+        {**t, "filter": sources[i] if i < len(sources) else None}
+        for i, t in enumerate(shown["triggers"])
+    ]
+
+
+def workers() -> Response | str:
+    """The worker fleet: hostname, state, last heartbeat, running steps."""
+    status, body = api("GET", "/workers", query_string={"limit": "200"})
+    if status != 200:
+        return _refused(status, body, "workers:read")
+    return render_template("ui/workers.html", fleet=body["data"])
+
+
+def register(bp: Blueprint) -> None:
+    """Add the pages to the dashboard's blueprint."""
+    bp.before_request(_login_required)
+    bp.context_processor(_context)
+    bp.add_url_rule("/", "index", index)
+    bp.add_url_rule("/events", "events", events)
+    bp.add_url_rule("/events/<event_id>", "event", event)
+    bp.add_url_rule("/events/<event_id>/replay", "replay", replay, methods=["POST"])
+    bp.add_url_rule("/executions/<execution_id>", "execution", execution)
+    bp.add_url_rule("/executions/<execution_id>/timeline", "timeline", timeline)
+    bp.add_url_rule("/executions/<execution_id>/cancel", "cancel", cancel, methods=["POST"])
+    bp.add_url_rule("/executions/<execution_id>/retry", "retry", retry, methods=["POST"])
+    bp.add_url_rule("/workflows", "workflows", workflows)
+    bp.add_url_rule("/workers", "workers", workers)
