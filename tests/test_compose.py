@@ -38,6 +38,7 @@ from tests.test_examples import EXAMPLES, SEED_EVENT
 from workflows.store import db
 
 ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "deploy" / "prometheus.yml"
 BIN = Path(sys.executable).parent
 HERALD_SERVICES = ("migrate", "api", "worker", "sweep", "flower")
 SECRETS = {
@@ -107,7 +108,7 @@ HOST_ENV = {
 
 def test_every_service_is_there_and_herald_ones_build_from_the_dockerfile() -> None:
     services = compose()["services"]
-    assert set(services) == {"postgres", "redis", *HERALD_SERVICES}
+    assert set(services) == {"postgres", "redis", "prometheus", *HERALD_SERVICES}
     for name in HERALD_SERVICES:
         assert services[name]["build"] == ".", name
         assert services[name]["command"], name
@@ -140,6 +141,27 @@ def test_no_secret_is_baked_in_and_compose_refuses_to_start_without_it(secret: s
     env = {k: v for k, v in HOST_ENV.items() if k != secret}
     with pytest.raises(MissingVariable, match=secret):
         resolve(compose(), env)
+
+
+def test_prometheus_scrapes_the_api_with_a_token_file_and_every_worker() -> None:
+    services = resolve(compose()["services"], HOST_ENV)
+    prometheus = services["prometheus"]
+    config_mount = f"./{CONFIG.relative_to(ROOT)}:/etc/prometheus/prometheus.yml:ro"
+    assert config_mount in prometheus["volumes"]
+    assert [p.split(":")[0] for p in prometheus["ports"]] == ["127.0.0.1"]
+    jobs = {job["job_name"]: job for job in yaml.safe_load(CONFIG.read_text())["scrape_configs"]}
+
+    api = jobs["herald-api"]
+    bind = services["api"]["command"][services["api"]["command"].index("--bind") + 1]
+    assert api["static_configs"][0]["targets"] == [f"api:{bind.rsplit(':', 1)[1]}"]
+    secret = prometheus["secrets"][0]
+    assert api["authorization"]["credentials_file"] == f"/run/secrets/{secret}"
+    assert secret in compose()["secrets"]
+
+    workers = jobs["herald-workers"]["dns_sd_configs"][0]
+    assert workers["names"] == ["worker"]
+    worker_command = services["worker"]["command"][-1].split()
+    assert worker_command[worker_command.index("--metrics-port") + 1] == str(workers["port"])
 
 
 def test_least_privilege_flower_the_database_role_and_redis() -> None:
