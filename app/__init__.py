@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from workflows import tracing
+from workflows import otel, tracing
 from workflows.ids import new_id
 from workflows.settings import Settings
 
@@ -106,6 +106,9 @@ def _start_span() -> None:
         return
     span = tracing.child_of(request.headers.get(tracing.HEADER))
     g.trace_token = tracing.CURRENT.set(span)
+    if otel.enabled():
+        g.otel_span = otel.exported(span, f"{request.method} {request.path}")
+        g.otel_span.__enter__()
 
 
 def _end_span(_exc: BaseException | None) -> None:
@@ -113,6 +116,9 @@ def _end_span(_exc: BaseException | None) -> None:
     token = g.pop("trace_token", None)
     if token is not None:
         tracing.CURRENT.reset(token)
+    exporting = g.pop("otel_span", None)
+    if exporting is not None:
+        exporting.__exit__(None, None, None)
 
 
 def _echo_request_id(response: Response) -> Response:

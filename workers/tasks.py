@@ -33,7 +33,7 @@ from workers.celery_app import (
 from workers.logs import log_event
 from workers.publish import publish
 from workers.runtime import Runtime
-from workflows import tracing
+from workflows import otel, tracing
 from workflows.engine.claim import ClaimOutcome, claim
 from workflows.engine.dispatch import create_executions
 from workflows.engine.flow import settle_alone
@@ -117,7 +117,8 @@ def dispatch(rt: Runtime, event_id: str, *, traceparent: str | None = None) -> l
     It runs in a span of the event's trace, a child of ``traceparent`` when that
     names the same trace: its log lines and the messages it publishes carry it.
     """
-    with tracing.running(tracing.child_of(traceparent)) as span:
+    span = tracing.child_of(traceparent)
+    with tracing.running(span), otel.exported(span, "herald.dispatch", event_id=event_id):
         return _dispatch(rt, event_id, span)
 
 
@@ -163,7 +164,8 @@ def run_step(
     The step runs in a span of its execution's trace (a child of ``traceparent``
     when that names the same trace): its logs and messages carry it.
     """
-    with tracing.running(tracing.child_of(traceparent)) as span:
+    span = tracing.child_of(traceparent)
+    with tracing.running(span), otel.exported(span, "herald.step", step_id=step_id):
         return _run_step(rt, step_id, span, worker, redelivered, message_id)
 
 

@@ -25,10 +25,22 @@ TOKEN = "test-token"
 
 
 @pytest.fixture
+def api_env() -> dict[str, str]:
+    """More environment for the ``api`` server (a module may override it)."""
+    return {}
+
+
+@pytest.fixture
 def api(
-    seed_dir: Path, pg_url: str, redis_url: str, queue_prefix: str, tmp_path: Path
+    seed_dir: Path,
+    pg_url: str,
+    redis_url: str,
+    queue_prefix: str,
+    tmp_path: Path,
+    api_env: dict[str, str],
 ) -> Iterator[str]:
-    """`herald serve --workers 2` on a free port, with no PROMETHEUS_MULTIPROC_DIR given."""
+    """`herald serve --workers 2` on a free port (log: tmp_path/serve.log), with no
+    PROMETHEUS_MULTIPROC_DIR given."""
     port = closed_port()
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(
@@ -37,6 +49,7 @@ def api(
         HERALD_API_TOKENS=f"test:{TOKEN}",
         HERALD_BROKER_URL=redis_url,
         HERALD_QUEUE_PREFIX=queue_prefix,
+        **api_env,
     )
     log = tmp_path / "serve.log"
     herald = Path(sys.executable).parent / "herald"
