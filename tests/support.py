@@ -52,6 +52,43 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def start_serve(
+    env: dict[str, str], log: Path, *, workers: int = 1
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`herald serve` as a real process on a free port, logging to ``log``; its URL once it
+    answers /health. The caller terminates the process."""
+    import sys
+    import urllib.request
+
+    port = free_port()
+    herald = Path(sys.executable).parent / "herald"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            [str(herald), "serve", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if process.poll() is not None:
+            pytest.fail(f"herald serve exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url + "/health", timeout=2) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    try:
+        wait_for("herald serve to answer /health", healthy, timeout=30)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process, url
+
+
 def drop_role(database_url: str, role: str) -> None:
     """Drop a login role a test created, with what it was granted in ``database_url``."""
     from sqlalchemy import create_engine, text

@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +13,7 @@ from sqlalchemy import Engine
 
 from herald.cli import cli
 from tests.app.conftest import closed_port, order
+from tests.support import start_serve
 
 
 def env_for(seed_dir: Path, database_url: str, **extra: str) -> dict[str, str]:
@@ -63,36 +60,13 @@ def server(
     tmp_path: Path,
 ) -> Iterator[str]:
     """`herald serve` as a real process on a free port; stopped after the test."""
-    port = closed_port()
     env = {
         **os.environ,
         **env_for(seed_dir, pg_url),
         "HERALD_BROKER_URL": redis_url,
         "HERALD_QUEUE_PREFIX": queue_prefix,
     }
-    herald = Path(sys.executable).parent / "herald"
-    log = tmp_path / "serve.log"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(herald), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "1"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as response:
-                if response.status == 200:
-                    break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            process.wait()
-            pytest.fail(f"herald serve did not come up: {log.read_text()[-2000:]}")
-        time.sleep(0.1)  # polling the server's readiness, not waiting for work
+    process, url = start_serve(env, tmp_path / "serve.log")
     yield url
     process.terminate()
     process.wait(timeout=15)

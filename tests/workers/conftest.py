@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.support import RedisServer
+from tests.support import RedisServer, start_serve
 from workers import tasks
 from workers.celery_app import DISPATCH_TASK
 from workers.runtime import Runtime
@@ -331,3 +331,41 @@ def flow_worker(start_worker: WorkerStarter) -> WorkerStarter:
 def flow_sessions(clean_db: Engine) -> sessionmaker[Session]:
     """Sessions on the test database, emptied after the test."""
     return db.make_sessionmaker(clean_db)
+
+
+# -- the API as a real `herald serve` (metrics and trace tests) --------------------------------
+
+#: the token of the ``api`` server
+API_TOKEN = "test-token"
+
+
+@pytest.fixture
+def api_env() -> dict[str, str]:
+    """More environment for the ``api`` server (a test module may override it)."""
+    return {}
+
+
+@pytest.fixture
+def api(
+    seed_dir: Path,
+    pg_url: str,
+    redis_url: str,
+    queue_prefix: str,
+    tmp_path: Path,
+    api_env: dict[str, str],
+) -> Iterator[str]:
+    """`herald serve --workers 2` on the seed (log: tmp_path/serve.log), with no
+    PROMETHEUS_MULTIPROC_DIR given; its URL. Stopped after the test."""
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    env.update(
+        HERALD_PROJECT_DIR=str(seed_dir),
+        HERALD_DATABASE_URL=pg_url,
+        HERALD_API_TOKENS=f"test:{API_TOKEN}",
+        HERALD_BROKER_URL=redis_url,
+        HERALD_QUEUE_PREFIX=queue_prefix,
+        **api_env,
+    )
+    process, url = start_serve(env, tmp_path / "serve.log", workers=2)
+    yield url
+    process.terminate()
+    process.wait(timeout=15)

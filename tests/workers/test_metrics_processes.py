@@ -4,12 +4,8 @@ prefork `herald worker` with its node exporter, after known traffic."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,62 +15,9 @@ from sqlalchemy import Engine, text
 
 from tests.app.conftest import closed_port, order
 from tests.support import wait_for
-from tests.workers.conftest import WorkerStarter
+from tests.workers.conftest import API_TOKEN, WorkerStarter
 
-TOKEN = "test-token"
-
-
-@pytest.fixture
-def api_env() -> dict[str, str]:
-    """More environment for the ``api`` server (a module may override it)."""
-    return {}
-
-
-@pytest.fixture
-def api(
-    seed_dir: Path,
-    pg_url: str,
-    redis_url: str,
-    queue_prefix: str,
-    tmp_path: Path,
-    api_env: dict[str, str],
-) -> Iterator[str]:
-    """`herald serve --workers 2` on a free port (log: tmp_path/serve.log), with no
-    PROMETHEUS_MULTIPROC_DIR given."""
-    port = closed_port()
-    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    env.update(
-        HERALD_PROJECT_DIR=str(seed_dir),
-        HERALD_DATABASE_URL=pg_url,
-        HERALD_API_TOKENS=f"test:{TOKEN}",
-        HERALD_BROKER_URL=redis_url,
-        HERALD_QUEUE_PREFIX=queue_prefix,
-        **api_env,
-    )
-    log = tmp_path / "serve.log"
-    herald = Path(sys.executable).parent / "herald"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [str(herald), "serve", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-
-    def healthy() -> bool:
-        if process.poll() is not None:
-            pytest.fail(f"herald serve exited: {log.read_text()[-2000:]}")
-        try:
-            with urllib.request.urlopen(url + "/health", timeout=2) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
-
-    wait_for("herald serve to answer", healthy, timeout=30)
-    yield url
-    process.terminate()
-    process.wait(timeout=15)
+TOKEN = API_TOKEN
 
 
 def post(url: str, body: dict[str, Any]) -> int:

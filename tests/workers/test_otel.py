@@ -14,8 +14,7 @@ from sqlalchemy import Engine, text
 
 from tests.app.conftest import order
 from tests.support import wait_for
-from tests.workers.conftest import WorkerStarter
-from tests.workers.test_metrics_processes import TOKEN, api  # noqa: F401 (the fixture)
+from tests.workers.conftest import API_TOKEN, WorkerStarter
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 CALLER_SPAN = "00f067aa0ba902b7"
@@ -38,7 +37,7 @@ def spans(output: str) -> list[dict[str, object]]:
 
 
 def test_one_span_per_request_dispatch_and_step_in_the_events_trace(
-    api: str,  # noqa: F811
+    api: str,
     start_worker: WorkerStarter,
     seed_dir: Path,
     clean_db: Engine,
@@ -51,7 +50,7 @@ def test_one_span_per_request_dispatch_and_step_in_the_events_trace(
         api + "/api/v1/events",
         data=json.dumps({"name": "order.created", "payload": order()}).encode(),
         headers={
-            "Authorization": f"Bearer {TOKEN}",
+            "Authorization": f"Bearer {API_TOKEN}",
             "Content-Type": "application/json",
             "traceparent": f"00-{TRACE}-{CALLER_SPAN}-01",
         },
