@@ -61,7 +61,7 @@ def post_event() -> Response:
                 )
             from app.api.intake import post_batch
 
-            batch = True  # it counts its own refusals
+            batch = True  # it audits and counts its own refusals
             return post_batch()
         if cloudevents.is_cloudevent(request):
             envelope = cloudevents.read_cloudevent(
@@ -85,9 +85,10 @@ def post_event() -> Response:
             return ok(plan, message=plan["message"])
         answer = accept(st, envelope, meta)
     except ClientError as exc:
-        if not dry:  # a dry run writes nothing, not even the audit of its refusal
+        # a dry run writes nothing, not even the audit of its refusal
+        if not (dry or batch):
             audit(exc, token, name)
-            if not batch and exc.status not in COUNTED:
+            if exc.status not in COUNTED:
                 metrics.count_refused(st.definitions.registry, exc.status, name)
         raise
     if not answer.duplicate:

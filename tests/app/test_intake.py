@@ -18,6 +18,7 @@ import redis
 from flask import Flask
 from sqlalchemy import Engine, event, func, select
 
+from tests.app.conftest import rejections
 from tests.app.test_visibility import serve
 from tests.workers.conftest import (  # noqa: F401 - start_worker, worker_env: fixtures
     ENGINE_DIR,
@@ -311,6 +312,17 @@ def test_a_cloudevent_sent_twice_with_the_same_id_is_one_event(
     assert answer["data"]["results"][0]["duplicate"] is True
     assert answer["data"]["results"][2]["error"]["details"]["field"] == "specversion"
     assert rows(engine, Event) == 3
+
+
+def test_a_cloudevents_batch_refused_whole_is_audited_once(api: Api, clean_db: Engine) -> None:
+    status, answer = api.call(
+        "POST",
+        "/api/v1/events",
+        {"not": "a list"},
+        content_type="application/cloudevents-batch+json",
+    )
+    assert status == 400, answer
+    assert len(rejections(clean_db)) == 1
 
 
 # --- replays --------------------------------------------------------------------------
