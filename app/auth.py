@@ -99,6 +99,10 @@ class Tokens:
             raise Unauthorized("invalid bearer token")
         return found
 
+    def named(self, name: str) -> ApiToken | None:
+        """The token configured under ``name`` (None if there is none)."""
+        return next((token for _, token in self.entries if token.name == name), None)
+
     def __len__(self) -> int:
         return len(self.entries)
 

@@ -18,8 +18,10 @@ from app.logs import log_event
 from app.state import HeraldState
 from workflows.engine import waits
 from workflows.engine.messages import Publish
+from workflows.metrics import executions_finished
 from workflows.store import events as store
 from workflows.store.db import autocommit
+from workflows.store.executions import finished_in
 from workflows.store.models import Event
 
 
@@ -39,6 +41,8 @@ def insert_and_resume(
             session.execute(
                 update(Event).where(Event.id == event["id"]).values(resumed=found.resumed)
             )
+        finished = finished_in(session)
+    executions_finished(finished)
     for resumed in found.resumed:
         log_event(
             "wait.resumed",

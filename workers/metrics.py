@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from workflows.engine.recovery import SweepReport
+from workflows.metrics import EXECUTIONS_FINISHED
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: the sweep report's lists, each a ``kind`` of ``herald_sweep_actions_total``
@@ -31,11 +32,6 @@ EXECUTIONS_STARTED = Counter(
     "herald_executions_started",
     "Executions created by a dispatch, by workflow.",
     ["workflow"],
-)
-EXECUTIONS_FINISHED = Counter(
-    "herald_executions_finished",
-    "Executions that ended when a step settled, by workflow and status.",
-    ["workflow", "status"],
 )
 STEP_DURATION = Histogram(
     "herald_step_duration_seconds",

@@ -29,9 +29,11 @@ from workers.runtime import Runtime
 from workflows.engine import recovery
 from workflows.engine.recovery import SweepReport
 from workflows.errors import HeraldError
+from workflows.metrics import executions_finished
 from workflows.model import Project
 from workflows.settings import Settings
 from workflows.store import db
+from workflows.store.executions import finished_in
 from workflows.store.models import utcnow
 
 #: passes one sweep may chain while work keeps filling the batch
@@ -56,10 +58,12 @@ def sweep(rt: Runtime, *, now: datetime | None = None, judge_workers: bool = Tru
                 now=now or utcnow(),
                 judge_workers=judge_workers,
             )
+            finished = finished_in(session)
         if report.skipped:
             total.skipped = not total.total
             break
         metrics.swept(report)  # committed: what it did stands, published or not
+        executions_finished(finished)
         unsent = publish(rt, report.publish)
         kinds = ("events", "queued", "retries", "orphaned", "lost", "failed", "delayed", "waits")
         for kind in kinds:

@@ -26,6 +26,9 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+#: the WSGI environ key by which the dashboard's in-process calls name their token; a
+#: client cannot set it (HTTP headers arrive as ``HTTP_*`` keys)
+IN_PROCESS_TOKEN = "herald.ui.token"
 
 
 def ok(data: Any, status: int = 200, **top: Any) -> Response:
@@ -44,7 +47,7 @@ def authorize(scope: str) -> ApiToken:
     st = state()
     token: ApiToken | None = None
     try:
-        token = st.tokens.authenticate(request.headers.get("Authorization"))
+        token = caller()
         require_scope(token, scope)
         st.limiter.check(token.name)
     except (Unauthorized, RateLimited) as exc:
@@ -52,6 +55,15 @@ def authorize(scope: str) -> ApiToken:
         raise
     refuse_unknown_query()
     return token
+
+
+def caller() -> ApiToken:
+    """The calling token: the dashboard's logged-in one for its in-process calls, else the
+    bearer header's; :class:`Unauthorized` if there is none."""
+    token = request.environ.get(IN_PROCESS_TOKEN)
+    if isinstance(token, ApiToken):
+        return token
+    return state().tokens.authenticate(request.headers.get("Authorization"))
 
 
 _RULE_VARIABLE = re.compile(r"<(?:[^:<>]+:)?([^<>]+)>")

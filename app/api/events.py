@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app import cloudevents, metrics
 from app.api.common import (
     authorize,
+    caller,
     choice_param,
     iso,
     ok,
@@ -49,7 +50,7 @@ def post_event() -> Response:
     name: str | None = None
     dry = batch = False
     try:
-        token = st.tokens.authenticate(request.headers.get("Authorization"))
+        token = caller()
         require_scope(token, "events:write")
         st.limiter.check(token.name)
         refuse_unknown_query()
@@ -59,10 +60,10 @@ def post_event() -> Response:
                 raise ValidationFailed(
                     "a dry run takes one event, not a batch", details={"field": "dry_run"}
                 )
-            from app.api.intake import post_batch
+            from app.api.intake import batch_of
 
             batch = True  # it audits and counts its own refusals
-            return post_batch()
+            return batch_of(st, token)
         if cloudevents.is_cloudevent(request):
             envelope = cloudevents.read_cloudevent(
                 request, st.settings.max_body_bytes, st.settings.max_depth

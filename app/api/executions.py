@@ -28,6 +28,7 @@ from app.logs import log_event
 from app.state import state
 from workflows.engine import control
 from workflows.errors import ExecutionConflict, UnknownExecution
+from workflows.metrics import executions_finished
 from workflows.model import ExecutionStatus
 from workflows.settings import ApiToken
 from workflows.store import executions as store
@@ -84,6 +85,8 @@ def cancel_execution(execution_id: str) -> Response:
     with state().sessions.begin() as session, _engine_errors():
         execution = control.cancel(session, execution_id, now=utcnow())
         steps = step_store.steps_of(session, execution_id)
+        finished = store.finished_in(session)
+    executions_finished(finished)
     log_event(
         "execution.cancelled",
         execution_id=execution_id,

@@ -15,7 +15,14 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from app import cloudevents, metrics
-from app.api.common import DEFAULT_LIMIT, MAX_LIMIT, authorize, ok, refuse_unknown_query
+from app.api.common import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    authorize,
+    caller,
+    ok,
+    refuse_unknown_query,
+)
 from app.api.events import audit, record_rejections
 from app.auth import require_scope, visibility
 from app.batch import Outcome, accept_batch, batch_body, check_size
@@ -51,18 +58,26 @@ def post_batch() -> Response:
     st = state()
     token: ApiToken | None = None
     try:
-        token = st.tokens.authenticate(request.headers.get("Authorization"))
+        token = caller()
         require_scope(token, "events:write")
         st.limiter.check(token.name)
         refuse_unknown_query()
+    except ClientError as exc:
+        refuse_batch(st, exc, token)
+        raise
+    return batch_of(st, token)
+
+
+def batch_of(st: HeraldState, token: ApiToken) -> Response:
+    """The 207 for the batch in this request, sent by ``token`` (authenticated, within its
+    rate: ``POST /events`` hands a CloudEvents batch over here once it has checked both)."""
+    try:
         entries = read_batch(st.settings.batch_max, st.settings.batch_max_bytes)
         outcomes = accept_batch(
             st, token, entries, client_addr=request.remote_addr, request_id=g.request_id
         )
     except ClientError as exc:
-        audit(exc, token, None)
-        if exc.status not in COUNTED:
-            metrics.count_refused(st.definitions.registry, exc.status, None)
+        refuse_batch(st, exc, token)
         raise
     count_outcomes(st, entries, outcomes)
     refused = [(o.error, _name(entries[o.index])) for o in outcomes if o.error is not None]
@@ -71,6 +86,13 @@ def post_batch() -> Response:
     response = jsonify(batch_body(outcomes))
     response.status_code = 207
     return response
+
+
+def refuse_batch(st: HeraldState, exc: ClientError, token: ApiToken | None) -> None:
+    """Audit and count a batch refused whole (a 401 or 429 is only counted, once)."""
+    audit(exc, token, None)
+    if exc.status not in COUNTED:
+        metrics.count_refused(st.definitions.registry, exc.status, None)
 
 
 def read_batch(batch_max: int, max_bytes: int) -> list[Envelope | ClientError]:

@@ -1,6 +1,9 @@
-"""Dashboard login: the token in the session cookie, CSRF, and calls into the API.
+"""Dashboard login: a reference to the token in the session cookie, CSRF, and calls into the API.
 
-The session secret is ``HERALD_UI_SECRET``, else an HMAC of the configured
+The cookie is signed, not encrypted, so it never holds the token itself: it holds
+the token's name and an HMAC of the token's digest under the session secret. A
+stolen cookie reveals no secret, and a token rotated or removed ends its
+sessions. The session secret is ``HERALD_UI_SECRET``, else an HMAC of the configured
 tokens' digests, so every gunicorn process of one deployment agrees on it. The
 cookie is HttpOnly, SameSite=Strict, scoped to ``/ui`` and Secure when the
 request came over https. Nothing under ``/api/v1`` reads it: the API only
@@ -31,6 +34,7 @@ from flask.sessions import SecureCookieSessionInterface
 from werkzeug.wrappers import Response as BaseResponse
 
 from app.api import PREFIX
+from app.api.common import IN_PROCESS_TOKEN
 from app.auth import holds
 from app.errors import Unauthorized
 from app.state import state
@@ -98,14 +102,21 @@ def check_csrf() -> None:
 
 def current_token() -> ApiToken | None:
     """The logged-in token, checked again against the configured ones (None if logged out)."""
-    secret = session.get("token")
-    if not secret:
+    login = session.get("login")
+    if not isinstance(login, dict):
         return None
-    try:
-        return state().tokens.authenticate(f"Bearer {secret}")
-    except Unauthorized:
-        session.pop("token", None)
+    token = state().tokens.named(str(login.get("name", "")))
+    if token is None or not hmac.compare_digest(_seal(token), str(login.get("seal", ""))):
+        session.pop("login", None)
         return None
+    return token
+
+
+def _seal(token: ApiToken) -> str:
+    """What the cookie keeps of a token's secret: an HMAC of it under the session secret."""
+    key = str(current_app.secret_key).encode("utf-8")
+    material = b"herald-ui-login:" + hashlib.sha256(token.secret.encode("utf-8")).digest()
+    return hmac.new(key, material, hashlib.sha256).hexdigest()
 
 
 def may(scope: str) -> bool:
@@ -120,12 +131,11 @@ def api(method: str, path: str, **options: Any) -> tuple[int, dict[str, Any]]:
     The API's own view runs, with its scopes, visibility and errors, so the
     dashboard can never see or do more than the token could.
     """
-    headers = {"Authorization": f"Bearer {session.get('token', '')}"}
+    environ = {"REMOTE_ADDR": request.remote_addr or "", IN_PROCESS_TOKEN: current_token()}
     with current_app.test_request_context(
         PREFIX + path,
         method=method,
-        headers=headers,
-        environ_base={"REMOTE_ADDR": request.remote_addr or ""},
+        environ_base=environ,
         **options,
     ):
         response = current_app.full_dispatch_request()
@@ -139,12 +149,12 @@ def login() -> BaseResponse | str:
         check_csrf()
         secret = request.form.get("token", "").strip()
         try:
-            state().tokens.authenticate(f"Bearer {secret}")
+            token = state().tokens.authenticate(f"Bearer {secret}")
         except Unauthorized:
             page = render_template("ui/login.html", error="That token is not valid.")
             return Response(page, status=401)
         session.clear()
-        session["token"] = secret
+        session["login"] = {"name": token.name, "seal": _seal(token)}
         csrf_token()
         return redirect(url_for("ui.events"))
     csrf_token()

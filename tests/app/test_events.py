@@ -353,6 +353,18 @@ def test_rate_limit_answers_429_with_retry_after(
     assert int(limited.headers["Retry-After"]) >= 1
 
 
+def test_a_cloudevents_batch_takes_one_request_of_the_rate_limit(
+    make_app: Callable[..., Flask], clean_db: Engine
+) -> None:
+    client = make_app(rate_limit_per_second=2).test_client()
+    cloudevent = {"specversion": "1.0", "id": "r-1", "source": "/shop", "type": "a.b"}
+    headers = {"Content-Type": "application/cloudevents-batch+json"}
+
+    statuses = [post(client, [cloudevent], headers).status_code for _ in range(2)]
+
+    assert statuses == [207, 207]  # a batch counted twice would have spent the burst of 2
+
+
 def test_database_down_is_503_and_accepts_nothing(
     make_app: Callable[..., Flask], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from tests.app.conftest import AUTH
@@ -146,10 +147,13 @@ def test_cancel_stops_a_running_execution_and_its_queued_steps(
     api: FlaskClient, engine_rt: Runtime
 ) -> None:
     chain, _ = _start(engine_rt, "engine.chain", {"value": 1})
+    labels = {"workflow": "chain", "status": "cancelled"}
+    before = REGISTRY.get_sample_value("herald_executions_finished_total", labels) or 0.0
 
     answer = api.post(f"/api/v1/executions/{chain}/cancel", headers=AUTH)
 
     assert answer.status_code == 200
+    assert REGISTRY.get_sample_value("herald_executions_finished_total", labels) == before + 1
     data = answer.get_json()["data"]
     assert data["status"] == "cancelled" and data["finished_at"]
     assert [s["status"] for s in data["steps"]] == ["cancelled"]

@@ -54,6 +54,24 @@ def test_login_keeps_the_token_in_a_strict_httponly_cookie_not_the_url(ui_app: F
     assert "token <code>test</code>" in page.get_data(as_text=True).replace("\n", "")
 
 
+def test_the_cookie_keeps_a_reference_to_the_token_never_its_secret(ui_app: Flask) -> None:
+    client = ui_app.test_client()
+    log_in(client, "test-token")
+    cookie = client.get_cookie("session", path="/ui")
+    assert cookie is not None
+    stored = ui_app.session_interface.get_signing_serializer(ui_app).loads(cookie.value)  # type: ignore[attr-defined]
+    assert stored["login"]["name"] == "test"
+    assert "test-token" not in repr(stored) and "test-token" not in cookie.value
+
+
+def test_a_session_whose_seal_does_not_match_the_token_is_logged_out(ui_app: Flask) -> None:
+    client = ui_app.test_client()
+    log_in(client, "test-token")
+    with client.session_transaction(path="/ui") as session:
+        session["login"] = {"name": "test", "seal": "0" * 64}  # e.g. the token was rotated
+    assert client.get("/ui/events").headers["Location"].endswith("/ui/login")
+
+
 def test_the_cookie_is_secure_over_https(ui_app: Flask) -> None:
     client = ui_app.test_client()
     token = csrf(client)

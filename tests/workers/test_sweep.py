@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import func, select, text
 
 from tests.workers.conftest import accept, claim_step, drain, wait_for
@@ -92,6 +93,26 @@ def test_a_step_lost_past_the_cap_fails_down_its_error_path(rt: Runtime) -> None
     assert handle.cause["type"] == "worker_lost" and handle.status == "queued"
     drain(rt)
     assert _steps(rt, execution_id)[1].input["reason"].startswith("step lost its worker 4 times")
+
+
+def test_an_execution_the_sweep_gives_up_on_is_counted_finished(rt: Runtime) -> None:
+    event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
+    tasks.dispatch(rt, event_id)
+    (step,) = _steps(rt, chain)
+    with rt.sessions.begin() as session:
+        row = session.get(Step, step.id)
+        assert row is not None
+        row.status, row.lost, row.lease_until = "running", rt.settings.redelivery_cap, utcnow()
+    labels = {"workflow": "chain", "status": "failed"}
+    before = REGISTRY.get_sample_value("herald_executions_finished_total", labels) or 0.0
+
+    assert sweep.sweep(rt, now=utcnow() + timedelta(seconds=1)).failed == [step.id]
+
+    with rt.sessions() as session:
+        execution = session.get(Execution, chain)
+        assert execution is not None and execution.status == "failed"  # no on_error: it ends
+    after = REGISTRY.get_sample_value("herald_executions_finished_total", labels)
+    assert after == before + 1
 
 
 def test_a_long_retry_is_released_by_the_sweep_once_due(rt: Runtime) -> None:

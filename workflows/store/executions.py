@@ -14,13 +14,15 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Select, bindparam, select, type_coerce
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from workflows.model import EventStatus, ExecutionStatus, StepStatus
 from workflows.store.inserts import insert_ignore
 from workflows.store.models import Event, Execution, Step
 from workflows.store.steps import add_step, cancel_unfinished_steps
 
+#: the key of ``Session.info`` under which a transaction lists the executions it finished
+FINISHED = "herald.finished"
 #: steps that have not finished and may be cancelled with their execution
 UNFINISHED = (StepStatus.QUEUED.value, StepStatus.RETRYING.value, StepStatus.RUNNING.value)
 
@@ -64,6 +66,7 @@ def finish_execution(
     execution.output = output
     execution.error = error
     execution.finished_at = now
+    _note_finished(execution)
 
 
 def list_executions(
@@ -98,7 +101,20 @@ def cancel(session: Session, execution: Execution, *, now: datetime) -> None:
     """Cancel a pending or running execution and its steps that have not started."""
     execution.status = ExecutionStatus.CANCELLED.value
     execution.finished_at = now
+    _note_finished(execution)
     cancel_unfinished_steps(session, execution.id, now=now)
+
+
+def finished_in(session: Session) -> list[tuple[str, str]]:
+    """(workflow, status) of every execution this session's transaction has finished."""
+    return list(session.info.get(FINISHED, ()))
+
+
+def _note_finished(execution: Execution) -> None:
+    """List ``execution`` in its session's ``info``, for counting once the commit is done."""
+    session = object_session(execution)
+    if session is not None:
+        session.info.setdefault(FINISHED, []).append((execution.workflow_id, execution.status))
 
 
 def last_failed_step(session: Session, execution_id: str) -> Step | None:
