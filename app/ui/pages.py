@@ -32,6 +32,8 @@ from workflows.model import Workflow
 EVENT_FILTERS = ("name", "status", "since", "until", "cursor")
 #: an execution in one of these states changes no more: the page stops polling
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+#: a delivery in one of these states is still under way: the event page keeps polling
+UNSETTLED = frozenset({"planned", "started"})
 #: what each scope lets a token do, for the "this token cannot ..." notes
 CANNOT = {
     "events:read": "read events",
@@ -115,11 +117,39 @@ def events() -> Response | str:
 
 
 def event(event_id: str) -> Response | str:
-    """One event: its payload, deliveries (filtered ones and why), executions, replays."""
+    """One event: its payload, deliveries (filtered ones and why), executions, replays.
+
+    While one of its executions runs, the page polls :func:`event_live`.
+    """
     status, body = api("GET", f"/events/{event_id}")
     if status != 200:
         return _refused(status, body, "events:read")
-    return render_template("ui/event.html", event=body["data"])
+    shown = body["data"]
+    return render_template("ui/event.html", event=shown, settled=_settled(shown))
+
+
+def event_live(event_id: str) -> Response:
+    """The deliveries and executions fragment the event page swaps in while they run."""
+    status, body = api("GET", f"/events/{event_id}")
+    if status != 200:
+        return _refused(status, body, "events:read")
+    shown = body["data"]
+    return _fragment(render_template("ui/_event_live.html", event=shown), _settled(shown))
+
+
+def _settled(shown: dict[str, Any]) -> bool:
+    """Whether every delivery of the event and every execution it started has finished."""
+    return all(d["state"] not in UNSETTLED for d in shown["deliveries"]) and all(
+        r.get("execution_status") in FINISHED for r in shown["routes"]
+    )
+
+
+def _fragment(html: str, finished: bool) -> Response:
+    """A polled fragment; ``X-Herald-Finished: yes`` tells the page to stop polling."""
+    response = Response(html)
+    response.headers["X-Herald-Finished"] = "yes" if finished else "no"
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def replay(event_id: str) -> BaseResponse:
@@ -150,7 +180,7 @@ def timeline(execution_id: str) -> Response:
     page = render_template(
         "ui/_timeline.html", execution=shown, steps=_tree(shown["steps"]), finished=FINISHED
     )
-    response = Response(page)
+    response = _fragment(page, shown["status"] in FINISHED)
     response.headers["X-Herald-Status"] = shown["status"]
     return response
 
@@ -227,6 +257,7 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/", "index", index)
     bp.add_url_rule("/events", "events", events)
     bp.add_url_rule("/events/<event_id>", "event", event)
+    bp.add_url_rule("/events/<event_id>/live", "event_live", event_live)
     bp.add_url_rule("/events/<event_id>/replay", "replay", replay, methods=["POST"])
     bp.add_url_rule("/executions/<execution_id>", "execution", execution)
     bp.add_url_rule("/executions/<execution_id>/timeline", "timeline", timeline)

@@ -1,25 +1,45 @@
-// herald dashboard: refresh an execution's timeline every second until it finishes.
+// herald dashboard: keep what is still running up to date, and confirm what cannot be undone.
+//
+// An element with data-poll is swapped every second for the fragment at its data-src
+// until that answers "X-Herald-Finished: yes" (an execution's timeline, an event's
+// executions). Steps opened by the reader stay open across swaps. A form with
+// data-confirm asks before it is sent (forms inside swapped fragments included).
 (function () {
   "use strict";
-  var box = document.getElementById("timeline");
-  if (!box || box.dataset.finished === "yes") { return; }
-  var finished = ["succeeded", "failed", "cancelled"];
-  function poll() {
-    fetch(box.dataset.src, { credentials: "same-origin" }).then(function (answer) {
-      if (!answer.ok) { return; }
-      var status = answer.headers.get("X-Herald-Status");
-      return answer.text().then(function (html) {
-        var open = Array.prototype.map.call(box.querySelectorAll("details[open]"), function (d) {
-          return d.parentNode.dataset.task;
-        });
-        box.innerHTML = html;
-        box.querySelectorAll("li.step").forEach(function (li) {
-          if (open.indexOf(li.dataset.task) >= 0) { li.querySelector("details").open = true; }
-        });
-        if (finished.indexOf(status) < 0) { setTimeout(poll, 1000); }
-        else { box.dataset.finished = "yes"; }
-      });
-    }).catch(function () { setTimeout(poll, 2000); });
+
+  function openSteps(box) {
+    return Array.prototype.map.call(box.querySelectorAll("li.step > details[open]"), function (d) {
+      return d.parentNode.dataset.step;
+    });
   }
-  setTimeout(poll, 1000);
+
+  function reopen(box, open) {
+    box.querySelectorAll("li.step").forEach(function (li) {
+      if (open.indexOf(li.dataset.step) >= 0) { li.querySelector("details").open = true; }
+    });
+  }
+
+  function poll(box) {
+    fetch(box.dataset.src, { credentials: "same-origin", cache: "no-store" }).then(function (answer) {
+      if (answer.redirected) { window.location.assign(answer.url); return; }  // logged out
+      if (!answer.ok) { setTimeout(function () { poll(box); }, 2000); return; }
+      var finished = answer.headers.get("X-Herald-Finished") === "yes";
+      return answer.text().then(function (html) {
+        var open = openSteps(box);
+        box.innerHTML = html;
+        reopen(box, open);
+        if (finished) { box.dataset.finished = "yes"; }
+        else { setTimeout(function () { poll(box); }, 1000); }
+      });
+    }).catch(function () { setTimeout(function () { poll(box); }, 2000); });
+  }
+
+  document.querySelectorAll("[data-poll]").forEach(function (box) {
+    if (box.dataset.finished !== "yes") { setTimeout(function () { poll(box); }, 1000); }
+  });
+
+  document.addEventListener("submit", function (event) {
+    var question = event.target.dataset && event.target.dataset.confirm;
+    if (question && !window.confirm(question)) { event.preventDefault(); }
+  });
 })();
