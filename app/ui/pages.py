@@ -9,7 +9,6 @@ token and are hidden when the token lacks the scope they need.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from flask import (
@@ -26,6 +25,8 @@ from werkzeug.wrappers import Response as BaseResponse
 from app.state import state
 from app.ui import graph
 from app.ui.session import api, check_csrf, csrf_token, current_token, may
+from app.ui.timeline import duration, stamp
+from app.ui.timeline import steps as timeline_steps
 from workflows.model import Workflow
 
 #: the query parameters of GET /api/v1/events the filter form offers
@@ -65,24 +66,13 @@ def _context() -> dict[str, Any]:
         "cannot": CANNOT,
         "pretty": pretty,
         "duration": duration,
+        "stamp": stamp,
     }
 
 
 def pretty(value: Any) -> str:
     """A JSON value indented for a ``<pre>`` (Jinja escapes it)."""
     return json.dumps(value, indent=2, ensure_ascii=False, sort_keys=False)
-
-
-def duration(started: str | None, finished: str | None) -> str:
-    """``1.23 s`` between two ISO times of the API, or an empty string."""
-    if not started or not finished:
-        return ""
-    spent = _when(finished) - _when(started)
-    return f"{spent.total_seconds():.2f} s"
-
-
-def _when(moment: str) -> datetime:
-    return datetime.fromisoformat(moment.replace("Z", "+00:00"))
 
 
 def _refused(status: int, body: dict[str, Any], scope: str) -> Response:
@@ -167,7 +157,7 @@ def execution(execution_id: str) -> Response | str:
         return _refused(status, body, "executions:read")
     shown = body["data"]
     return render_template(
-        "ui/execution.html", execution=shown, steps=_tree(shown["steps"]), finished=FINISHED
+        "ui/execution.html", execution=shown, steps=timeline_steps(shown), finished=FINISHED
     )
 
 
@@ -178,24 +168,11 @@ def timeline(execution_id: str) -> Response:
         return _refused(status, body, "executions:read")
     shown = body["data"]
     page = render_template(
-        "ui/_timeline.html", execution=shown, steps=_tree(shown["steps"]), finished=FINISHED
+        "ui/_timeline.html", execution=shown, steps=timeline_steps(shown), finished=FINISHED
     )
     response = _fragment(page, shown["status"] in FINISHED)
     response.headers["X-Herald-Status"] = shown["status"]
     return response
-
-
-def _tree(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Top-level steps in order, each with ``children`` (its parallel or collection steps)."""
-    children: dict[str, list[dict[str, Any]]] = {}
-    for step in steps:
-        if step["parent_id"]:
-            children.setdefault(step["parent_id"], []).append(step)
-    return [
-        {**step, "children": children.get(step["id"], [])}
-        for step in steps
-        if not step["parent_id"]
-    ]
 
 
 def cancel(execution_id: str) -> BaseResponse:
