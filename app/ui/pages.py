@@ -204,10 +204,34 @@ def workflows() -> Response | str:
         return _refused(status, body, "workflows:read")
     loaded = state().definitions.project.workflows
     shown = [
-        {**w, "svg": graph.svg(w["tasks"]), "triggers": _filters(w, loaded.get(w["id"]))}
+        {
+            **w,
+            "svg": graph.svg(_with_routes(w["tasks"], loaded.get(w["id"]))),
+            "triggers": _filters(w, loaded.get(w["id"])),
+        }
         for w in body["data"]["workflows"]
     ]
     return render_template("ui/workflows.html", workflows=shown)
+
+
+def _with_routes(tasks: list[dict[str, Any]], loaded: Workflow | None) -> list[dict[str, Any]]:
+    """The API's tasks, each with ``routes`` for the graph: where a router (its routes and
+    default) or a wait (its timeout) may go, which the API's task list does not show."""
+    if loaded is None:
+        return tasks
+    found = []
+    for shown in tasks:
+        task = loaded.find_task(shown["id"])
+        routes: dict[str, str] = {}
+        if task is not None and task.router is not None:
+            for value, target in task.router.routes.items():
+                routes[value] = target
+            if task.router.default is not None:
+                routes["default"] = task.router.default
+        if task is not None and task.wait is not None and task.wait.on_timeout is not None:
+            routes["timeout"] = task.wait.on_timeout
+        found.append({**shown, "routes": routes})
+    return found
 
 
 def _filters(shown: dict[str, Any], loaded: Workflow | None) -> list[dict[str, Any]]:
