@@ -25,7 +25,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from app.state import state
 from app.ui import graph
 from app.ui.session import api, check_csrf, csrf_token, current_token, may
-from app.ui.timeline import duration, stamp
+from app.ui.timeline import duration, settled, stamp
 from app.ui.timeline import steps as timeline_steps
 from workflows.model import Workflow
 
@@ -151,13 +151,17 @@ def replay(event_id: str) -> BaseResponse:
 
 
 def execution(execution_id: str) -> Response | str:
-    """An execution's timeline; the page polls :func:`timeline` while it runs."""
+    """An execution's timeline; the page polls :func:`timeline` until it has settled."""
     status, body = api("GET", f"/executions/{execution_id}")
     if status != 200:
         return _refused(status, body, "executions:read")
     shown = body["data"]
     return render_template(
-        "ui/execution.html", execution=shown, steps=timeline_steps(shown), finished=FINISHED
+        "ui/execution.html",
+        execution=shown,
+        steps=timeline_steps(shown),
+        finished=FINISHED,
+        settled=settled(shown),
     )
 
 
@@ -170,7 +174,7 @@ def timeline(execution_id: str) -> Response:
     page = render_template(
         "ui/_timeline.html", execution=shown, steps=timeline_steps(shown), finished=FINISHED
     )
-    response = _fragment(page, shown["status"] in FINISHED)
+    response = _fragment(page, settled(shown))
     response.headers["X-Herald-Status"] = shown["status"]
     return response
 

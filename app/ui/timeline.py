@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from workflows.model import ExecutionStatus, StepStatus
+
 
 def when(moment: str) -> datetime:
     """An ISO time of the API as an aware datetime."""
@@ -29,6 +31,14 @@ def duration(started: str | None, finished: str | None) -> str:
         return ""
     spent = when(finished) - when(started)
     return f"{spent.total_seconds():.2f} s"
+
+
+def settled(execution: dict[str, Any]) -> bool:
+    """The execution has finished and so has each of its steps: nothing on the page changes
+    any more (a step running when its execution was cancelled still finishes later)."""
+    return ExecutionStatus(execution["status"]).finished and all(
+        StepStatus(step["status"]).finished for step in execution["steps"]
+    )
 
 
 def steps(execution: dict[str, Any], now: datetime | None = None) -> list[dict[str, Any]]:

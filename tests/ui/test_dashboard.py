@@ -135,6 +135,9 @@ def test_cancel_a_running_execution(page: Any, herald: Herald, tmp_path: Path) -
     shown = herald.execution(execution_id)
     assert shown["status"] == "cancelled"
     assert [s["task_id"] for s in shown["steps"]] == ["hold"]
+    held = step(page, "hold").locator(".status")  # the page polled on until the step ended
+    expect(held).to_have_text(shown["steps"][0]["status"])
+    expect(page.locator("li.step")).to_have_count(1)
 
 
 def test_retry_a_failed_execution_once_fixed(page: Any, herald: Herald, tmp_path: Path) -> None:
