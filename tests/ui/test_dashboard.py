@@ -8,7 +8,9 @@ output directory (``tmp_path / "<page>.png"``).
 
 from __future__ import annotations
 
+import base64
 import re
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,14 @@ def shot(page: Any, tmp_path: Path, name: str) -> None:
     """The whole page as ``tmp_path/<name>.png``."""
     page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
     assert (tmp_path / f"{name}.png").stat().st_size > 0
+
+
+def session_data(value: str) -> str:
+    """What a Flask session cookie carries, readable by anyone holding it (it is only
+    signed): its base64 payload, decompressed when it starts with a dot."""
+    compressed = value.startswith(".")
+    payload = base64.urlsafe_b64decode(value.lstrip(".").split(".")[0] + "==")
+    return (zlib.decompress(payload) if compressed else payload).decode()
 
 
 def step(page: Any, task_id: str) -> Any:
@@ -56,6 +66,8 @@ def test_login_refuses_a_bad_token_and_keeps_a_good_one_out_of_reach(
     assert cookies, "logged in without a session cookie?"
     for cookie in cookies:  # whatever the session keeps, no script of the page reads it
         assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/ui"
+        carried = session_data(cookie["value"])  # signed, not encrypted: anyone can read it
+        assert '"csrf"' in carried and TOKEN not in carried
     shot(page, tmp_path, "events")
 
     page.get_by_role("button", name="Log out").click()
