@@ -106,6 +106,26 @@ def test_the_seed_event_shows_both_executions_succeed_and_the_confirmation(
     expect(output).to_contain_text(sent_step["output"]["path"])
 
 
+def test_replay_an_event_and_watch_its_new_executions(
+    page: Any, herald: Herald, tmp_path: Path
+) -> None:
+    sent = herald.send("order.created", SEED_ORDER)
+    first = {w["workflow_id"]: w["execution_id"] for w in sent["workflows"]}
+    log_in(page)
+    page.goto(f"/ui/events/{sent['event_id']}")
+    deliveries = page.locator("tr.delivery")
+    expect(deliveries.locator(".status")).to_have_text(["succeeded", "succeeded"])
+    page.get_by_role("button", name="Replay").click()
+    expect(page.get_by_role("status")).to_have_text("Replay started.")
+    for workflow, execution_id in first.items():  # each delivery now names its new execution
+        row = deliveries.filter(has_text=workflow)
+        expect(row.locator("td").nth(3)).to_have_text("2 (1 replayed)")
+        expect(row.locator(".status")).to_have_text("succeeded")
+        expect(row.get_by_role("link")).not_to_have_text(execution_id)
+    expect(page.locator("#live")).to_have_attribute("data-finished", "yes")  # polling stopped
+    shot(page, tmp_path, "event-replayed")
+
+
 def test_cancel_a_running_execution(page: Any, herald: Herald, tmp_path: Path) -> None:
     release = tmp_path / "release"
     sent = herald.send("ui.slow", {"release": str(release)})
