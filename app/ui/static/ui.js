@@ -2,7 +2,7 @@
 //
 // An element with data-poll is swapped every second for the fragment at its data-src
 // until that answers "X-Herald-Finished: yes" (an execution's timeline, an event's
-// executions). Steps opened by the reader stay open across swaps. A form with
+// executions) or refuses (a 4xx: the token may no longer see it). Steps opened by the reader stay open across swaps. A form with
 // data-confirm asks before it is sent (forms inside swapped fragments included).
 (function () {
   "use strict";
@@ -22,6 +22,8 @@
   function poll(box) {
     fetch(box.dataset.src, { credentials: "same-origin", cache: "no-store" }).then(function (answer) {
       if (answer.redirected) { window.location.assign(answer.url); return; }  // logged out
+      // refused (403, 404: asking again will not change it): stop and say so; else try later
+      if (answer.status >= 400 && answer.status < 500) { box.dataset.finished = "refused"; return; }
       if (!answer.ok) { setTimeout(function () { poll(box); }, 2000); return; }
       var finished = answer.headers.get("X-Herald-Finished") === "yes";
       return answer.text().then(function (html) {
