@@ -22,6 +22,7 @@ from benchmarks.baseline import make_baseline, publish_chain, read_marks
 from benchmarks.cluster import Cluster
 from benchmarks.errors import BenchmarkError
 from benchmarks.project import DRAIN_EVENT
+from benchmarks.resources import ResourceMonitor, ResourceUse
 from benchmarks.results import DrainRound, System
 from benchmarks.services import wait_until
 from benchmarks.stats import steady_rate
@@ -42,7 +43,13 @@ class DrainPlan:
     steps: int
     limit: float
 
-    def result(self, system: System, starts: list[float], finishes: list[float]) -> DrainRound:
+    def result(
+        self,
+        system: System,
+        starts: list[float],
+        finishes: list[float],
+        resources: ResourceUse | None = None,
+    ) -> DrainRound:
         """The round's figures from the start and finish times of the steps that finished."""
         if len(finishes) < MIN_STEPS:
             raise BenchmarkError(
@@ -59,11 +66,21 @@ class DrainPlan:
             steps_done=len(finishes),
             seconds=max(finishes) - min(starts),
             steps_per_second=steady_rate(finishes),
+            resources=resources,
         )
 
 
-def herald_drain(cluster: Cluster, sessions: sessionmaker[Session], plan: DrainPlan) -> DrainRound:
-    """Drain ``plan.executions`` herald executions with ``plan.workers`` herald workers."""
+def herald_drain(
+    cluster: Cluster,
+    sessions: sessionmaker[Session],
+    plan: DrainPlan,
+    monitor: ResourceMonitor | None = None,
+) -> DrainRound:
+    """Drain ``plan.executions`` herald executions with ``plan.workers`` herald workers.
+
+    ``monitor`` watches the machine, Postgres and Redis from the moment every worker
+    answered a ping to the end of the drain.
+    """
     if cluster.workers:
         raise BenchmarkError("workers must be stopped before the queue is filled")
     client = EventsClient(cluster.events_url, cluster.env.token)
@@ -81,8 +98,13 @@ def herald_drain(cluster: Cluster, sessions: sessionmaker[Session], plan: DrainP
         with sessions() as session:
             return count_finished(session, ids) == len(ids)
 
+    resources = None
     try:
+        if monitor is not None:
+            monitor.start()
         complete = wait_until(drained, plan.limit, interval=0.1)
+        if monitor is not None:
+            resources = monitor.stop(cluster.worker_pids())
     finally:
         cluster.stop_workers()
     with sessions() as session:
@@ -92,10 +114,12 @@ def herald_drain(cluster: Cluster, sessions: sessionmaker[Session], plan: DrainP
         raise BenchmarkError(f"drained executions ended as {sorted(statuses)}, not all succeeded")
     finishes = [t.finished for t in times if t.finished is not None]
     starts = [t.started for t in times if t.started is not None]
-    return plan.result("herald", starts, finishes)
+    return plan.result("herald", starts, finishes, resources)
 
 
-def celery_drain(cluster: Cluster, plan: DrainPlan) -> DrainRound:
+def celery_drain(
+    cluster: Cluster, plan: DrainPlan, monitor: ResourceMonitor | None = None
+) -> DrainRound:
     """Drain ``plan.executions`` chains of no-op tasks with ``plan.workers`` raw Celery workers."""
     if cluster.workers:
         raise BenchmarkError("workers must be stopped before the queue is filled")
@@ -115,10 +139,15 @@ def celery_drain(cluster: Cluster, plan: DrainPlan) -> DrainRound:
         marks = read_marks(env.marks_dir)
         return sum(len(marks.get(run, {})) for run in runs) == len(runs) * plan.steps
 
+    resources = None
     try:
+        if monitor is not None:
+            monitor.start()
         wait_until(drained, plan.limit, interval=0.1)
+        if monitor is not None:
+            resources = monitor.stop(cluster.worker_pids())
     finally:
         cluster.stop_workers()
     marks = read_marks(env.marks_dir)
     finishes = [at for run in runs for at in marks.get(run, {}).values()]
-    return plan.result("celery", finishes, finishes)
+    return plan.result("celery", finishes, finishes, resources)

@@ -23,13 +23,14 @@ from pathlib import Path
 
 import celery
 
-from benchmarks import drain, latency
+from benchmarks import drain, latency, scaleout
 from benchmarks.cluster import Cluster, RunEnv
 from benchmarks.compare import compare
 from benchmarks.definitions import measure_definitions
 from benchmarks.ingestion import measure_batch_ingestion, measure_ingestion
 from benchmarks.profiles import profile_post, profile_steps
 from benchmarks.project import write_run_project
+from benchmarks.resources import ResourceMonitor
 from benchmarks.results import BenchReport
 from benchmarks.services import Endpoints, bench_database, check_redis
 from benchmarks.store import truncate
@@ -87,7 +88,7 @@ class BenchConfig:
             batch_seconds=6.0,
             latency_rounds=2,
             latency_count=50,
-            worker_counts=(1, 2, 4),
+            worker_counts=(1, 2, 4, 8),
             worker_concurrency=2,
             drain_rounds=2,
             drain_executions=150,
@@ -114,7 +115,7 @@ class BenchConfig:
             batch_seconds=2.0,
             latency_rounds=1,
             latency_count=12,
-            worker_counts=(1, 2),
+            worker_counts=(1, 2, 4, 8),
             worker_concurrency=2,
             drain_rounds=1,
             drain_executions=40,
@@ -174,13 +175,16 @@ def run(config: BenchConfig, keep: bool = False) -> BenchReport:
         else:
             shutil.rmtree(work, ignore_errors=True)
     report.comparisons = compare(report)
+    report.scaleout = scaleout.scale_points(report.drains)
+    report.flattening = [scaleout.flattening(report.scaleout, s) for s in ("herald", "celery")]
+    report.machine["load average after the run"] = _load_average()
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _load_average() -> str:
-    """The 1-minute load average: how busy the machine was besides this run."""
-    return f"{os.getloadavg()[0]:.2f}"
+    """The 1-, 5- and 15-minute load averages: how busy the machine was besides this run."""
+    return " / ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
@@ -258,6 +262,13 @@ def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
                     report.samples.setdefault(name, []).extend(values)
 
     def drains() -> None:
+        monitor = ResourceMonitor(engine, env.broker_url)
+        try:
+            _drains(monitor)
+        finally:
+            monitor.close()
+
+    def _drains(monitor: ResourceMonitor) -> None:
         for workers in config.worker_counts:
             for round_ in range(1, config.drain_rounds + 1):
                 log(f"drain: {workers} worker(s), round {round_}")
@@ -269,9 +280,9 @@ def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
                     steps=config.drain_steps,
                     limit=config.drain_limit,
                 )
-                report.drains.append(drain.herald_drain(cluster, sessions, plan))
+                report.drains.append(drain.herald_drain(cluster, sessions, plan, monitor))
                 reset()
-                report.drains.append(drain.celery_drain(cluster, plan))
+                report.drains.append(drain.celery_drain(cluster, plan, monitor))
                 reset()
 
     steps: dict[str, Callable[[], None]] = {
