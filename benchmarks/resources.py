@@ -58,8 +58,8 @@ class CpuReading:
     at: float
     busy_ticks: int
     total_ticks: int
-    #: pid -> (command name, utime + stime in clock ticks)
-    processes: dict[int, tuple[str, int]] = field(default_factory=dict)
+    #: pid -> (command name, start time, utime + stime), times in clock ticks
+    processes: dict[int, tuple[str, int, int]] = field(default_factory=dict)
 
 
 def parse_proc_stat(content: str) -> tuple[int, int]:
@@ -72,11 +72,16 @@ def parse_proc_stat(content: str) -> tuple[int, int]:
     return total - ticks[3] - ticks[4], total
 
 
-def parse_pid_stat(content: str) -> tuple[str, int]:
-    """``(command name, utime + stime)`` from ``/proc/<pid>/stat`` (the name may hold spaces)."""
+def parse_pid_stat(content: str) -> tuple[str, int, int]:
+    """``(command name, start time, utime + stime)`` from ``/proc/<pid>/stat``.
+
+    The name may hold spaces and parentheses, and changes under a kernel worker's
+    feet (``kworker/u8:0-writeback``): the start time, not the name, tells a pid
+    reused by a new process.
+    """
     name = content[content.index("(") + 1 : content.rindex(")")]
-    rest = content[content.rindex(")") + 2 :].split()
-    return name, int(rest[11]) + int(rest[12])  # fields 14 and 15 of the whole line
+    rest = content[content.rindex(")") + 2 :].split()  # rest[0] is field 3 of the line
+    return name, int(rest[19]), int(rest[11]) + int(rest[12])  # fields 22, 14 and 15
 
 
 def read_cpu(proc: Path = Path("/proc")) -> CpuReading:
@@ -102,9 +107,9 @@ def cpu_by_group(
     used = dict.fromkeys(GROUPS, 0.0)
     if seconds <= 0:
         return used
-    for pid, (name, ticks) in after.processes.items():
+    for pid, (name, start, ticks) in after.processes.items():
         earlier = before.processes.get(pid)
-        spent = ticks - (earlier[1] if earlier and earlier[0] == name else 0)
+        spent = ticks - (earlier[2] if earlier and earlier[1] == start else 0)
         used[classify(pid, name)] += max(spent, 0) / CLOCK_TICKS / seconds
     return {group: round(cores, 3) for group, cores in used.items()}
 

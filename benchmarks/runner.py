@@ -2,8 +2,10 @@
 
 Order: the in-process measurements first (definitions, profiles), then the API
 alone (ingestion), then herald and raw Celery rounds interleaved (A/B, A/B) at
-low load and in drains. Between phases the tables and queues are emptied. A
-phase that fails is reported as not measured; the others still run.
+low load and in drains (the scale-out: 1, 2, 4 and 8 worker processes, each drain
+watched by a :class:`~benchmarks.resources.ResourceMonitor`). Between phases the
+tables and queues are emptied. A phase that fails is reported as not measured;
+the others still run.
 """
 
 from __future__ import annotations
@@ -191,6 +193,7 @@ def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
     cluster = Cluster(env)
     engine = db.make_engine(env.database_url)
     sessions = db.make_sessionmaker(engine)
+    monitor = ResourceMonitor(engine, env.broker_url)
     settings = Settings(
         project_dir=env.project_dir,
         database_url=env.database_url,
@@ -262,13 +265,6 @@ def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
                     report.samples.setdefault(name, []).extend(values)
 
     def drains() -> None:
-        monitor = ResourceMonitor(engine, env.broker_url)
-        try:
-            _drains(monitor)
-        finally:
-            monitor.close()
-
-    def _drains(monitor: ResourceMonitor) -> None:
         for workers in config.worker_counts:
             for round_ in range(1, config.drain_rounds + 1):
                 log(f"drain: {workers} worker(s), round {round_}")
@@ -304,6 +300,7 @@ def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
             reset()
     finally:
         cluster.close()
+        monitor.close()
         engine.dispose()
         cluster.purge()
     report.memory = cluster.peak_memory()

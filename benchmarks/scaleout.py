@@ -8,7 +8,8 @@ measured (:class:`benchmarks.resources.ResourceUse`), in this order:
 - Redis: its CPU reached :data:`REDIS_SATURATED` of a core (its commands run on
   one thread, so a busy Redis caps every worker at once);
 - CPU: the machine's cores were :data:`CPU_SATURATED` busy; the sentence says
-  who used them (workers, Postgres, Redis, the rest of the machine);
+  who used them (workers, Postgres, Redis, the rest of the machine) and warns
+  when processes outside the run took :data:`BUSY_ELSEWHERE` of the cores;
 - Postgres: on average :data:`PG_WAITING` backends of the run waited on a lock or
   I/O, or as many backends were active as there are cores;
 - none: nothing measured was saturated, so the limit is inside the processes
@@ -30,6 +31,8 @@ FLAT_GAIN = 0.10
 CPU_SATURATED = 0.85
 REDIS_SATURATED = 0.85
 PG_WAITING = 1.0
+#: processes outside the run using this share of the cores make the verdict doubtful
+BUSY_ELSEWHERE = 0.25
 LABELS = {"workers": "workers", "postgres": "Postgres", "redis": "Redis", "other": "other"}
 
 
@@ -101,7 +104,13 @@ def saturation(use: ResourceUse | None) -> tuple[str, str]:
     if use.redis_cpu >= REDIS_SATURATED:
         return "Redis", f"Redis-bound: {redis}; {machine}"
     if use.cpu_busy >= CPU_SATURATED:
-        return "CPU", f"CPU-bound: {machine}; {postgres}; {redis}"
+        elsewhere = use.cpu_cores.get("other", 0.0)
+        shared = (
+            f"; the machine was not quiet: {elsewhere:.2f} cores went to other processes"
+            if elsewhere >= BUSY_ELSEWHERE * use.cpus
+            else ""
+        )
+        return "CPU", f"CPU-bound: {machine}; {postgres}; {redis}{shared}"
     if use.pg_waiting_mean >= PG_WAITING or use.pg_active_mean >= use.cpus:
         return "Postgres", f"Postgres-bound: {postgres}; {machine}"
     return "none", f"no saturated resource: {machine}; {postgres}; {redis}"
