@@ -133,7 +133,7 @@ class Flattening:
     after: int | None
     #: the next worker count, where the saturation was read
     next: int | None
-    #: relative gain in steps per second from ``after`` to ``next``
+    #: relative gain in steps per second from ``after`` to the best larger worker count
     gain: float | None
     #: "CPU", "Redis", "Postgres", "none" (no saturated resource found) or "not measured"
     bottleneck: str

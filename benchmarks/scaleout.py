@@ -1,9 +1,10 @@
 """Scale-out: steps per second by worker count, and where and why each curve flattens.
 
 The drains run at 1, 2, 4 and 8 worker processes with the same work at each
-point. A curve *flattens after* ``W`` workers when the next point gains less than
-:data:`FLAT_GAIN`; the reason is read from what the drain at that next point
-measured (:class:`benchmarks.resources.ResourceUse`), in this order:
+point. A curve *flattens after* ``W`` workers when no larger worker count beats
+``W``'s rate by :data:`FLAT_GAIN` (so one noisy dip does not end the curve); the
+reason is read from what the drain at the next point measured
+(:class:`benchmarks.resources.ResourceUse`), in this order:
 
 - Redis: its CPU reached :data:`REDIS_SATURATED` of a core (its commands run on
   one thread, so a busy Redis caps every worker at once);
@@ -18,7 +19,6 @@ measured (:class:`benchmarks.resources.ResourceUse`), in this order:
 
 from __future__ import annotations
 
-import itertools
 import statistics
 from collections import defaultdict
 
@@ -69,14 +69,16 @@ def flattening(points: list[ScalePoint], system: System) -> Flattening:
     name = "herald" if system == "herald" else "raw Celery"
     if len(curve) < 2:
         return Flattening(system, None, None, None, "not measured", f"{name}: too few points")
-    for (before, rate, _), (after, next_rate, use) in itertools.pairwise(curve):
-        gain = next_rate / rate - 1
+    for i, (before, rate, _) in enumerate(curve[:-1]):
+        best = max(later for _, later, _ in curve[i + 1 :])
+        gain = best / rate - 1
         if gain < FLAT_GAIN:
+            after, next_rate, use = curve[i + 1]
             bottleneck, evidence = saturation(use)
             why = (
-                f"{name} flattens after {before} worker process(es): {before} -> {after} "
-                f"gives {gain:+.0%} ({rate:,.0f} -> {next_rate:,.0f} steps/s); "
-                f"at {after}: {evidence}"
+                f"{name} flattens after {before} worker process(es): more workers add under "
+                f"{FLAT_GAIN:.0%} ({before} -> {after}: {rate:,.0f} -> {next_rate:,.0f} steps/s, "
+                f"best beyond {gain:+.0%}); at {after}: {evidence}"
             )
             return Flattening(system, before, after, round(gain, 3), bottleneck, why)
     first, last = curve[0], curve[-1]

@@ -155,7 +155,10 @@ def test_a_curve_flattens_where_the_next_point_gains_under_10_percent_cpu_bound(
     verdict = flattening(points, "herald")
     assert (verdict.after, verdict.next, verdict.bottleneck) == (2, 4, "CPU")
     assert verdict.gain == pytest.approx(0.056, abs=0.001)
-    assert verdict.why.startswith("herald flattens after 2 worker process(es): 2 -> 4 gives +6%")
+    assert verdict.why.startswith(
+        "herald flattens after 2 worker process(es): more workers add under 10% "
+        "(2 -> 4: 180 -> 190 steps/s, best beyond +6%)"
+    )
     assert "CPU 97% busy of 2 cores (workers 1.20, Postgres 0.50" in verdict.why
     assert "not quiet" not in verdict.why
     bottleneck, evidence = saturation(use(busy=0.99, workers=0.4, other=1.2))
@@ -175,6 +178,12 @@ def test_a_curve_flattens_where_the_next_point_gains_under_10_percent_cpu_bound(
 )
 def test_saturation_names_the_resource(resources: ResourceUse | None, bottleneck: str) -> None:
     assert saturation(resources)[0] == bottleneck
+
+
+def test_a_dip_does_not_end_a_curve_that_rises_after_it() -> None:
+    points = scale_points(_curve({1: 53.0, 2: 40.0, 4: 80.0, 8: 84.0}, {8: use(busy=0.99)}))
+    verdict = flattening(points, "herald")
+    assert (verdict.after, verdict.next, verdict.bottleneck) == (4, 8, "CPU")
 
 
 def test_a_curve_that_keeps_rising_says_so_with_its_last_points_use() -> None:
