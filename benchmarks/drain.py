@@ -107,6 +107,8 @@ def herald_drain(
             resources = monitor.stop(cluster.worker_pids())
     finally:
         cluster.stop_workers()
+    if monitor is not None and resources is not None:
+        resources = monitor.settle(resources)
     with sessions() as session:
         statuses = {status for status, _ in execution_results(session, ids).values()}
         times = step_times(session, ids)
@@ -148,6 +150,8 @@ def celery_drain(
             resources = monitor.stop(cluster.worker_pids())
     finally:
         cluster.stop_workers()
+    if monitor is not None and resources is not None:
+        resources = monitor.settle(resources)
     marks = read_marks(env.marks_dir)
     finishes = [at for run in runs for at in marks.get(run, {}).values()]
     return plan.result("celery", finishes, finishes, resources)

@@ -7,6 +7,9 @@ counters of the machine from ``/proc/stat`` and of each process from
 Redis's ``INFO`` commands and CPU) and, in between, samples ``pg_stat_activity``
 for the run database's active backends. The differences become a
 :class:`ResourceUse`; :mod:`benchmarks.scaleout` reads the saturation from it.
+Commits are approximate: Postgres publishes a backend's counters late (see
+:meth:`ResourceMonitor.settle`), so the API's last inserts before a drain may show
+inside its window.
 
 CPU is counted in cores (1.0 = one core busy for the whole window), split into
 the run's workers, Postgres (every ``postgres`` process: the server is shared),
@@ -15,6 +18,7 @@ Redis and the rest of the machine.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 import time
@@ -26,6 +30,9 @@ from sqlalchemy import Engine, text
 
 #: seconds between two ``pg_stat_activity`` samples
 SAMPLE_INTERVAL = 0.2
+#: how long the commit count must hold still, and may take, after the workers stopped
+STATS_STILL = 0.3
+STATS_SETTLE = 3.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 GROUPS = ("workers", "postgres", "redis", "other")
 
@@ -153,6 +160,7 @@ class ResourceMonitor:
 
     def start(self) -> None:
         """Take the first readings and start sampling Postgres's backends."""
+        self._halt()  # a drain that failed half-way left its sampler running
         self._active = []
         self._stop.clear()
         self._pg = self._commits()
@@ -166,13 +174,9 @@ class ResourceMonitor:
         try:
             after = read_cpu()
             commands, redis_cpu = self._redis_counters()
-            # pg_stat_database is flushed by each backend at most once a second: the last
-            # transactions of the window may show a little late, never twice
-            commits = self._commits()
+            commits = self._commits()  # the last second's may not show yet: see settle()
         finally:
-            self._stop.set()
-            if self._thread is not None:
-                self._thread.join()
+            self._halt()
         before = self._cpu
         if before is None:
             raise RuntimeError("ResourceMonitor.stop() before start()")
@@ -192,9 +196,35 @@ class ResourceMonitor:
             redis_cpu=round((redis_cpu - self._redis[1]) / seconds, 3),
         )
 
+    def settle(self, use: ResourceUse) -> ResourceUse:
+        """``use`` with its commits counted again once the stopped workers' backends flushed.
+
+        A backend flushes its counters to ``pg_stat_database`` at most once a second
+        while busy, and up to 10 s after going idle, but always when it exits: called
+        once the workers have stopped (their connections closed), this polls until the
+        count holds still for :data:`STATS_STILL` seconds (at most :data:`STATS_SETTLE`).
+        The window's length stays the same.
+        """
+        deadline = time.monotonic() + STATS_SETTLE
+        count, still_since = self._commits(), time.monotonic()
+        while time.monotonic() - still_since < STATS_STILL and time.monotonic() < deadline:
+            time.sleep(SAMPLE_INTERVAL / 2)
+            again = self._commits()
+            if again != count:
+                count, still_since = again, time.monotonic()
+        commits = round((count - self._pg) / use.seconds, 1)
+        return dataclasses.replace(use, pg_commits_per_second=commits)
+
     def close(self) -> None:
-        """Let go of the Redis connection."""
+        """Stop sampling and let go of the Redis connection."""
+        self._halt()
         self.redis.close()
+
+    def _halt(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
 
     def _commits(self) -> int:
         query = "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"

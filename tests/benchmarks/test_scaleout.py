@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.pool import NullPool
 
 from benchmarks.cluster import RolePeak, fold_peak
 from benchmarks.compare import compare, end_to_end, first_step_start, memory_ratio
@@ -18,6 +20,7 @@ from benchmarks.report import render_markdown, write_all
 from benchmarks.resources import (
     CLOCK_TICKS,
     CpuReading,
+    ResourceMonitor,
     ResourceUse,
     busy_fraction,
     classifier,
@@ -265,3 +268,32 @@ def test_a_report_without_drains_still_writes_an_empty_scaleout_plot(tmp_path: P
     paths = write_all(report, tmp_path)
     assert "Scale-out" not in paths["table"].read_text()
     assert paths["scaleout"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_monitor_counts_a_windows_commits_backends_and_redis_commands(
+    pg_engine: Engine, redis_url: str
+) -> None:
+    import redis
+
+    monitor = ResourceMonitor(pg_engine, redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        monitor.start()
+        # a connection of its own, closed at the end as a stopped worker's is
+        own = create_engine(pg_engine.url, poolclass=NullPool)
+        with own.connect() as conn:
+            for _ in range(25):
+                conn.execute(text("SELECT 1"))
+                conn.commit()
+        own.dispose()
+        for _ in range(50):
+            client.ping()
+        use = monitor.settle(monitor.stop([os.getpid()]))
+    finally:
+        monitor.close()
+        client.close()
+    assert use.pg_commits_per_second * use.seconds >= 25  # other tests may commit more
+    assert use.redis_commands_per_second * use.seconds >= 50
+    assert 0.0 <= use.cpu_busy <= 1.0
+    assert use.cpu_cores["workers"] > 0  # this process, named as the workers
+    assert use.pg_active_max >= 0 and use.pg_waiting_mean >= 0
