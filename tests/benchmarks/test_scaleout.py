@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 from pathlib import Path
 
 import pytest
@@ -22,17 +23,20 @@ from benchmarks.resources import (
     CpuReading,
     ResourceMonitor,
     ResourceUse,
+    Snapshot,
     busy_fraction,
     classifier,
     cpu_by_group,
     parse_pid_stat,
     parse_proc_stat,
     read_cpu,
+    use_between,
 )
 from benchmarks.results import BenchReport, DrainRound, LatencyRound, PeakMemory
 from benchmarks.scaleout import flattening, saturation, scale_points
 from benchmarks.services import parse_vmhwm, peak_rss_kb
-from benchmarks.stats import Summary
+from benchmarks.stats import Summary, steady_rate, steady_window
+from tests.support import wait_for
 
 PROC_STAT = "cpu  100 5 50 800 20 3 2 10 0 0\ncpu0 50 2 25 400 10 1 1 5 0 0\nintr 1\n"
 
@@ -270,7 +274,41 @@ def test_a_report_without_drains_still_writes_an_empty_scaleout_plot(tmp_path: P
     assert paths["scaleout"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_monitor_counts_a_windows_commits_backends_and_redis_commands(
+def _snapshot(at: float, busy: int, commits: int, active: int, commands: int) -> Snapshot:
+    cpu = CpuReading(at, busy, int(at * 200), {1: ("celery", 1, busy)})
+    return Snapshot(at, cpu, commits, active, 0, commands, at / 10)
+
+
+def test_use_between_takes_the_samples_that_enclose_the_window() -> None:
+    snapshots = [_snapshot(float(t), t * 150, t * 100, t % 3, t * 1000) for t in range(10)]
+    use = use_between(snapshots, 2.5, 6.2, [1])
+    assert use is not None
+    assert use.seconds == 5.0  # the samples at 2 and 7
+    assert use.pg_commits_per_second == 100.0
+    assert use.redis_commands_per_second == 1000.0
+    assert use.redis_cpu == pytest.approx(0.1)
+    assert use.cpu_busy == pytest.approx(0.75)
+    assert use.cpu_cores["workers"] == pytest.approx(150 / CLOCK_TICKS)
+    assert use.pg_active_max == 2
+    assert use.pg_active_mean == pytest.approx(statistics.fmean(t % 3 for t in range(2, 8)))
+
+
+def test_use_between_spans_two_samples_however_short_or_outside_the_window() -> None:
+    snapshots = [_snapshot(float(t), t, t, 0, t) for t in range(4)]
+    assert use_between(snapshots, 1.4, 1.6, []).seconds == 1.0  # type: ignore[union-attr]
+    assert use_between(snapshots, -5.0, -4.0, []).seconds == 1.0  # type: ignore[union-attr]
+    assert use_between(snapshots, 8.0, 9.0, []).seconds == 1.0  # type: ignore[union-attr]
+    assert use_between(snapshots[:1], 0.0, 1.0, []) is None
+
+
+def test_steady_window_is_where_the_steady_rate_is_taken() -> None:
+    finishes = [0.0, 1.0, 2.0] + [10.0 + i * 0.01 for i in range(1000)] + [60.0]
+    start, end = steady_window(finishes)
+    assert 10.0 < start < end < 20.0
+    assert steady_rate(finishes) == pytest.approx(100.0, rel=0.01)
+
+
+def test_monitor_samples_commits_backends_redis_commands_and_cpu(
     pg_engine: Engine, redis_url: str
 ) -> None:
     import redis
@@ -279,7 +317,9 @@ def test_monitor_counts_a_windows_commits_backends_and_redis_commands(
     client = redis.Redis.from_url(redis_url)
     try:
         monitor.start()
-        # a connection of its own, closed at the end as a stopped worker's is
+        wait_for("the monitor's first sample", lambda: monitor.snapshots, timeout=10)
+        # a connection of its own, closed at the end as a stopped worker's is: its
+        # backend's counters reach pg_stat_database when it exits, if not before
         own = create_engine(pg_engine.url, poolclass=NullPool)
         with own.connect() as conn:
             for _ in range(25):
@@ -288,10 +328,18 @@ def test_monitor_counts_a_windows_commits_backends_and_redis_commands(
         own.dispose()
         for _ in range(50):
             client.ping()
-        use = monitor.settle(monitor.stop([os.getpid()]))
+
+        def counted() -> bool:
+            seen = list(monitor.snapshots)
+            return len(seen) > 1 and seen[-1].pg_commits - seen[0].pg_commits >= 25
+
+        wait_for("the monitor to see 25 commits", counted, timeout=10)
+        snapshots = monitor.stop()
     finally:
         monitor.close()
         client.close()
+    use = use_between(snapshots, snapshots[0].at, snapshots[-1].at, [os.getpid()])
+    assert use is not None
     assert use.pg_commits_per_second * use.seconds >= 25  # other tests may commit more
     assert use.redis_commands_per_second * use.seconds >= 50
     assert 0.0 <= use.cpu_busy <= 1.0
