@@ -193,7 +193,7 @@ def _scaleout(report: BenchReport) -> str:
         "CPU busy",
         "cores: workers / Postgres / Redis / other",
         "PG commits/s",
-        "PG active (waiting)",
+        "PG active (waiting, top wait)",
         "Redis cmds/s",
         "Redis CPU",
     ]
@@ -212,7 +212,9 @@ def _resource_cells(use: ResourceUse | None) -> list[str]:
         f"{use.cpu_busy:.0%}",
         " / ".join(f"{cores.get(g, 0.0):.2f}" for g in ("workers", "postgres", "redis", "other")),
         _num(use.pg_commits_per_second, 0),
-        f"{use.pg_active_mean:.1f} ({use.pg_waiting_mean:.1f})",
+        f"{use.pg_active_mean:.1f} ({use.pg_waiting_mean:.1f}"
+        + (f", {use.pg_top_wait}" if use.pg_top_wait else "")
+        + ")",
         _num(use.redis_commands_per_second, 0),
         f"{use.redis_cpu:.0%}",
     ]

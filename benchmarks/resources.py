@@ -21,8 +21,11 @@ from __future__ import annotations
 
 import os
 import statistics
+import sys
 import threading
 import time
+import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +57,8 @@ class ResourceUse:
     redis_commands_per_second: float
     #: Redis's own CPU (``INFO cpu``), in cores; one core is all its main thread can use
     redis_cpu: float
+    #: the wait event most often seen among waiting backends (``IO:WALSync``), or ""
+    pg_top_wait: str = ""
 
 
 @dataclass(frozen=True)
@@ -155,6 +160,8 @@ class Snapshot:
     redis_commands: int
     #: Redis's CPU seconds so far (``used_cpu_sys + used_cpu_user``)
     redis_cpu: float
+    #: ``type:event`` of each waiting backend
+    pg_waits: tuple[str, ...] = ()
 
 
 def use_between(
@@ -188,7 +195,16 @@ def use_between(
             (after.redis_commands - before.redis_commands) / seconds, 1
         ),
         redis_cpu=round((after.redis_cpu - before.redis_cpu) / seconds, 3),
+        pg_top_wait=top_wait([w for s in inside for w in s.pg_waits]),
     )
+
+
+def top_wait(waits: Sequence[str]) -> str:
+    """The most frequent wait event and its share of the waits seen: ``IO:WALSync 80%``."""
+    if not waits:
+        return ""
+    event, count = Counter(waits).most_common(1)[0]
+    return f"{event} {count / len(waits):.0%}"
 
 
 class ResourceMonitor:
@@ -234,21 +250,32 @@ class ResourceMonitor:
             self._thread = None
 
     def _sample(self) -> None:
+        try:
+            self._sample_until_stopped()
+        except Exception:  # the drain's rate does not depend on its monitor: say so, go on
+            print(
+                "resource monitor failed; this drain's resources are not measured:", file=sys.stderr
+            )
+            traceback.print_exc(file=sys.stderr)
+
+    def _sample_until_stopped(self) -> None:
         # pg_stat_database shows a busy backend's commits up to a second late, at both
         # ends of a window alike; a transaction per sample gives fresh statistics
+        waiting = "state = 'active' AND wait_event_type IN ('Lock', 'LWLock', 'IO')"
         query = text(
             "SELECT (SELECT xact_commit FROM pg_stat_database"
             "        WHERE datname = current_database()),"
             " count(*) FILTER (WHERE state = 'active'),"
-            " count(*) FILTER (WHERE state = 'active'"
-            "  AND wait_event_type IN ('Lock', 'LWLock', 'IO'))"
+            f" count(*) FILTER (WHERE {waiting}),"
+            f" array_remove(array_agg(CASE WHEN {waiting}"
+            "  THEN wait_event_type || ':' || wait_event END), NULL)"
             " FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
         with self.engine.connect() as conn:
             while True:
                 stopping = self._stop.is_set()  # once set: one last sample, then stop
                 cpu = read_cpu()
-                commits, active, waiting = conn.execute(query).one()
+                commits, active, waiting, waits = conn.execute(query).one()
                 conn.rollback()
                 stats, used = self.redis.info("stats"), self.redis.info("cpu")
                 self.snapshots.append(
@@ -260,6 +287,7 @@ class ResourceMonitor:
                         pg_waiting=int(waiting),
                         redis_commands=int(stats["total_commands_processed"]),
                         redis_cpu=float(used["used_cpu_sys"]) + float(used["used_cpu_user"]),
+                        pg_waits=tuple(waits or ()),
                     )
                 )
                 if stopping:

@@ -99,7 +99,9 @@ def saturation(use: ResourceUse | None) -> tuple[str, str]:
     machine = f"CPU {use.cpu_busy:.0%} busy of {use.cpus} cores ({cores} cores)"
     postgres = (
         f"{use.pg_active_mean:.1f} Postgres backends active on average "
-        f"({use.pg_waiting_mean:.1f} waiting on locks or I/O), "
+        f"({use.pg_waiting_mean:.1f} waiting on locks or I/O"
+        + (f", most on {use.pg_top_wait}" if use.pg_top_wait else "")
+        + "), "
         f"{use.pg_commits_per_second:,.0f} commits/s"
     )
     redis = f"Redis {use.redis_cpu:.0%} of a core, {use.redis_commands_per_second:,.0f} commands/s"

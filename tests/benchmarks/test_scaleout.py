@@ -6,6 +6,7 @@ and the tests check what the harness derives and writes from them.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import statistics
@@ -30,6 +31,7 @@ from benchmarks.resources import (
     parse_pid_stat,
     parse_proc_stat,
     read_cpu,
+    top_wait,
     use_between,
 )
 from benchmarks.results import BenchReport, DrainRound, LatencyRound, PeakMemory
@@ -291,6 +293,18 @@ def test_use_between_takes_the_samples_that_enclose_the_window() -> None:
     assert use.cpu_cores["workers"] == pytest.approx(150 / CLOCK_TICKS)
     assert use.pg_active_max == 2
     assert use.pg_active_mean == pytest.approx(statistics.fmean(t % 3 for t in range(2, 8)))
+
+
+def test_the_top_wait_event_and_its_share() -> None:
+    assert top_wait([]) == ""
+    assert top_wait(["IO:WALSync", "LWLock:WALWrite", "IO:WALSync", "IO:WALSync"]) == (
+        "IO:WALSync 75%"
+    )
+    snapshots = [_snapshot(float(t), t, t, 1, t) for t in range(3)]
+    snapshots[1] = dataclasses.replace(snapshots[1], pg_waits=("Lock:tuple", "Lock:tuple"))
+    use = use_between(snapshots, 0.0, 2.0, [])
+    assert use is not None and use.pg_top_wait == "Lock:tuple 100%"
+    assert "most on Lock:tuple 100%" in saturation(use)[1]
 
 
 def test_use_between_spans_two_samples_however_short_or_outside_the_window() -> None:
