@@ -14,7 +14,7 @@ inside its window.
 
 CPU is counted in cores (1.0 = one core busy for the whole window), split into
 the run's workers, Postgres (every ``postgres`` process: the server is shared),
-Redis and the rest of the machine.
+Redis and the rest of the machine's busy time.
 """
 
 from __future__ import annotations
@@ -112,15 +112,23 @@ def cpu_by_group(
     after: CpuReading,
     classify: Callable[[int, str], str],
 ) -> dict[str, float]:
-    """Cores each group used between two readings; a process born in between counts from 0."""
+    """Cores each group used between two readings; a process born in between counts from 0.
+
+    "other" is what the machine was busy with (``/proc/stat``) beyond the named
+    groups, so that processes that came and went between the readings count too.
+    """
     seconds = after.at - before.at
     used = dict.fromkeys(GROUPS, 0.0)
     if seconds <= 0:
         return used
     for pid, (name, start, ticks) in after.processes.items():
-        earlier = before.processes.get(pid)
-        spent = ticks - (earlier[2] if earlier and earlier[1] == start else 0)
-        used[classify(pid, name)] += max(spent, 0) / CLOCK_TICKS / seconds
+        group = classify(pid, name)
+        if group != "other":
+            earlier = before.processes.get(pid)
+            spent = ticks - (earlier[2] if earlier and earlier[1] == start else 0)
+            used[group] += max(spent, 0) / CLOCK_TICKS / seconds
+    busy = (after.busy_ticks - before.busy_ticks) / CLOCK_TICKS / seconds
+    used["other"] = max(0.0, busy - sum(used.values()))
     return {group: round(cores, 3) for group, cores in used.items()}
 
 

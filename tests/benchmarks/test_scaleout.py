@@ -76,8 +76,8 @@ def test_cpu_by_group_splits_cores_and_counts_a_process_born_in_the_window() -> 
     before = _reading(0.0, 0, 0, {10: ("celery", 0), 20: ("postgres", 5 * tick), 30: ("x", 0)})
     after = _reading(
         2.0,
-        3 * tick,
-        4 * tick,
+        7 * tick,  # 3.5 cores busy for 2 s, 0.5 of them by no process still there
+        8 * tick,
         {
             10: ("celery", 2 * tick),  # a worker: 1 core for 2 s
             11: ("celery", tick),  # a pool child started in the window
@@ -88,17 +88,20 @@ def test_cpu_by_group_splits_cores_and_counts_a_process_born_in_the_window() -> 
         },
     )
     used = cpu_by_group(before, after, classifier([10, 11]))
-    assert used == {"workers": 1.5, "postgres": 1.0, "redis": 0.5, "other": 0.0}
-    assert busy_fraction(before, after) == pytest.approx(0.75)
+    assert used == {"workers": 1.5, "postgres": 1.0, "redis": 0.5, "other": 0.5}
+    assert busy_fraction(before, after) == pytest.approx(0.875)
     assert busy_fraction(after, after) == 0.0
 
 
 def test_a_renamed_process_counts_on_and_a_reused_pid_counts_from_zero() -> None:
-    before = _reading(0.0, 0, 0, {7: ("postgres", 100 * CLOCK_TICKS), 8: ("kworker/0:1-a", 50)})
+    tick = CLOCK_TICKS
+    before = _reading(0.0, 0, 0, {7: ("postgres", 100 * tick), 8: ("postgres: a", 50)})
     after = _reading(
-        1.0, 0, 0, {7: ("new python", CLOCK_TICKS), 8: ("kworker/0:1-b", 50 + CLOCK_TICKS // 2)}
+        1.0, 2 * tick, 2 * tick, {7: ("postgres new", tick), 8: ("postgres: b", 50 + tick // 2)}
     )
-    assert cpu_by_group(before, after, classifier([]))["other"] == pytest.approx(1.5)
+    used = cpu_by_group(before, after, classifier([]))
+    assert used["postgres"] == pytest.approx(1.5)
+    assert used["other"] == pytest.approx(0.5)  # the machine's busy time nobody named took
 
 
 def test_vmhwm_is_read_from_proc_status() -> None:
