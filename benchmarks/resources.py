@@ -189,7 +189,7 @@ def use_between(
     first = min(first, last - 1)
     before, after = snapshots[first], snapshots[last]
     inside = snapshots[first : last + 1]
-    seconds = after.at - before.at
+    seconds = max(after.at - before.at, 1e-6)
     return ResourceUse(
         seconds=round(seconds, 3),
         cpus=os.cpu_count() or 1,
