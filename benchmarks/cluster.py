@@ -19,7 +19,7 @@ from celery import Celery
 
 from benchmarks.errors import BenchmarkError
 from benchmarks.results import PeakMemory
-from benchmarks.services import Process, purge_queues, wait_for
+from benchmarks.services import Process, process_tree, purge_queues, wait_for
 
 START_TIMEOUT = 60.0
 
@@ -77,7 +77,7 @@ class Cluster:
         self.nodes: list[str] = []
         self.port = 0
         self._started = 0
-        self._peaks: dict[str, tuple[int, int]] = {}
+        self._peaks: dict[str, RolePeak] = {}
         (env.work_dir / "logs").mkdir(parents=True, exist_ok=True)
         env.marks_dir.mkdir(parents=True, exist_ok=True)
 
@@ -156,6 +156,10 @@ class Cluster:
             if process is not None:
                 process.check()
 
+    def worker_pids(self) -> list[int]:
+        """Every process of the running workers: main processes and their pool children."""
+        return [pid for worker in self.workers for pid in process_tree(worker.pid)]
+
     def stop_workers(self) -> None:
         """Stop every worker (warm shutdown), reading peak memory first."""
         for worker in self.workers:
@@ -176,10 +180,16 @@ class Cluster:
         self.stop_api()
 
     def peak_memory(self) -> list[PeakMemory]:
-        """Per role: the most processes in one tree, and the largest VmHWM of any of them."""
+        """Per role: the most processes in one tree, the largest VmHWM, of a main and of a child."""
         return [
-            PeakMemory(role=role, processes=count, max_rss_mb=round(kb / 1024, 1))
-            for role, (count, kb) in sorted(self._peaks.items())
+            PeakMemory(
+                role=role,
+                processes=peak.processes,
+                max_rss_mb=round(max(peak.main_kb, peak.child_kb) / 1024, 1),
+                main_rss_mb=round(peak.main_kb / 1024, 1),
+                child_rss_mb=round(peak.child_kb / 1024, 1),
+            )
+            for role, peak in sorted(self._peaks.items())
         ]
 
     def _node(self, system: str) -> str:
@@ -195,8 +205,27 @@ class Cluster:
     def _record_peak(self, process: Process) -> None:
         peaks = process.peak_rss_kb()
         if peaks:
-            count, kb = self._peaks.get(process.role, (0, 0))
-            self._peaks[process.role] = (max(count, len(peaks)), max(kb, *peaks.values()))
+            self._peaks[process.role] = fold_peak(self._peaks.get(process.role), process.pid, peaks)
+
+
+@dataclass(frozen=True)
+class RolePeak:
+    """The peaks of every process of a role seen so far, in kB."""
+
+    processes: int
+    main_kb: int
+    child_kb: int
+
+
+def fold_peak(previous: RolePeak | None, root: int, peaks: dict[int, int]) -> RolePeak:
+    """``previous`` with one more process tree: its main process ``root`` and its children."""
+    children = [kb for pid, kb in peaks.items() if pid != root]
+    seen = previous or RolePeak(0, 0, 0)
+    return RolePeak(
+        processes=max(seen.processes, len(peaks)),
+        main_kb=max(seen.main_kb, peaks.get(root, 0)),
+        child_kb=max(seen.child_kb, *children, 0),
+    )
 
 
 def _herald() -> str:

@@ -1,33 +1,30 @@
-"""The report of a run: a Markdown table, a JSON file and a PNG of latency distributions."""
+"""The report of a run: Markdown tables, a JSON file, and the plots of :mod:`benchmarks.plots`."""
 
 from __future__ import annotations
 
 import json
-import statistics
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from benchmarks.plots import write_latency_plot, write_scaleout_plot
+from benchmarks.resources import ResourceUse
 from benchmarks.results import BenchReport, Comparison, HotPathProfile, ProfileEntry
-
-PLOT_SERIES = (
-    ("ingestion", "POST /api/v1/events latency"),
-    ("end_to_end", "end to end, low load (3 steps)"),
-    ("per_step", "time per step, low load"),
-)
 
 
 def write_all(report: BenchReport, out_dir: Path) -> dict[str, Path]:
-    """Write ``report.md``, ``report.json`` and ``latency.png`` into ``out_dir``."""
+    """Write ``report.md``, ``report.json``, ``latency.png`` and ``scaleout.png`` in ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {
         "table": out_dir / "report.md",
         "json": out_dir / "report.json",
         "plot": out_dir / "latency.png",
+        "scaleout": out_dir / "scaleout.png",
     }
     paths["table"].write_text(render_markdown(report), encoding="utf-8")
     paths["json"].write_text(json.dumps(to_json(report), indent=2) + "\n", encoding="utf-8")
-    write_plot(report, paths["plot"])
+    write_latency_plot(report, paths["plot"])
+    write_scaleout_plot(report, paths["scaleout"])
     return paths
 
 
@@ -53,6 +50,7 @@ def render_markdown(report: BenchReport) -> str:
         _batch_ingestion(report),
         _latency(report),
         _drains(report),
+        _scaleout(report),
         _definitions(report),
         _memory(report),
         *(_profile(p) for p in report.profiles),
@@ -176,6 +174,52 @@ def _drains(report: BenchReport) -> str:
     return _table("Step throughput: drain a queue filled with workers stopped", header, rows)
 
 
+def _scaleout(report: BenchReport) -> str:
+    """Steps per second by worker count, what each drain cost, where each curve flattens."""
+    rows = []
+    for point in report.scaleout:
+        for system, rate, use in (
+            ("herald", point.herald, point.herald_resources),
+            ("celery", point.celery, point.celery_resources),
+        ):
+            ratio = _num(point.ratio, 2) if system == "herald" else ""
+            workers = f"{point.workers} x {point.concurrency}"
+            rows.append([workers, system, _num(rate, 0), ratio, *_resource_cells(use)])
+    header = [
+        "workers x concurrency",
+        "system",
+        "steps/s",
+        "herald / celery",
+        "CPU busy",
+        "cores: workers / Postgres / Redis / other",
+        "PG commits/s",
+        "PG active (waiting, top wait)",
+        "Redis cmds/s",
+        "Redis CPU",
+    ]
+    table = _table("Scale-out: steps per second by worker processes", header, rows)
+    if not table:
+        return ""
+    lines = [f"- {f.why} ({f.bottleneck})" for f in report.flattening]
+    return table + ("\n\nWhere it flattens and why:\n\n" + "\n".join(lines) if lines else "")
+
+
+def _resource_cells(use: ResourceUse | None) -> list[str]:
+    if use is None:
+        return ["-"] * 6
+    cores = use.cpu_cores
+    return [
+        f"{use.cpu_busy:.0%}",
+        " / ".join(f"{cores.get(g, 0.0):.2f}" for g in ("workers", "postgres", "redis", "other")),
+        _num(use.pg_commits_per_second, 0),
+        f"{use.pg_active_mean:.1f} ({use.pg_waiting_mean:.1f}"
+        + (f", {use.pg_top_wait}" if use.pg_top_wait else "")
+        + ")",
+        _num(use.redis_commands_per_second, 0),
+        f"{use.redis_cpu:.0%}",
+    ]
+
+
 def _definitions(report: BenchReport) -> str:
     d = report.definitions
     if d is None:
@@ -195,8 +239,12 @@ def _definitions(report: BenchReport) -> str:
 
 
 def _memory(report: BenchReport) -> str:
-    rows = [[m.role, str(m.processes), _num(m.max_rss_mb)] for m in report.memory]
-    return _table("Peak memory (VmHWM)", ["role", "processes", "max RSS MB"], rows)
+    rows = [
+        [m.role, str(m.processes), _num(m.max_rss_mb), _num(m.main_rss_mb), _num(m.child_rss_mb)]
+        for m in report.memory
+    ]
+    header = ["role", "processes", "max RSS MB", "main process MB", "largest child MB"]
+    return _table("Peak memory (VmHWM, read from /proc before each stop)", header, rows)
 
 
 def _profile(profile: HotPathProfile) -> str:
@@ -223,59 +271,3 @@ def _rows(profile: HotPathProfile, entries: list[ProfileEntry]) -> list[list[str
         ]
         for e in entries
     ]
-
-
-def write_plot(report: BenchReport, path: Path) -> None:
-    """A PNG: one panel per latency series (herald and raw Celery overlaid), then drain rates."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-    panels = len(PLOT_SERIES) + 1
-    fig, axes = plt.subplots(1, panels, figsize=(5.5 * panels, 4.5))
-    for ax, (prefix, title) in zip(axes, PLOT_SERIES, strict=False):
-        series = {k: v for k, v in report.samples.items() if k.startswith(prefix) and v}
-        for name, values in sorted(series.items()):
-            ordered = sorted(values)
-            fractions = [(i + 1) / len(ordered) for i in range(len(ordered))]
-            ax.plot(ordered, fractions, label=name.removeprefix(prefix).strip() or name)
-        ax.set_title(title)
-        ax.set_xlabel("milliseconds (log scale)")
-        ax.set_ylabel("fraction at or below")
-        ax.set_xscale("log")
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.grid(True, which="both", alpha=0.3)
-        _legend_or_empty(ax, bool(series))
-    _plot_drains(axes[-1], report)
-    fig.suptitle(f"herald vs raw Celery ({report.mode}, {report.started_at})")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-
-
-def _plot_drains(ax: Any, report: BenchReport) -> None:
-    """Median steps per second by worker count, herald beside raw Celery."""
-    workers = sorted({d.workers for d in report.drains})
-    for offset, system in ((-0.2, "herald"), (0.2, "celery")):
-        rates = [
-            statistics.median(
-                [d.steps_per_second for d in report.drains if d.system == system and d.workers == w]
-                or [0.0]
-            )
-            for w in workers
-        ]
-        ax.bar([i + offset for i in range(len(workers))], rates, width=0.4, label=system)
-    ax.set_xticks(range(len(workers)), [f"{w} worker(s)" for w in workers])
-    ax.set_title("drain throughput (median of rounds)")
-    ax.set_ylabel("steps per second")
-    _legend_or_empty(ax, bool(workers))
-
-
-def _legend_or_empty(ax: Any, has_data: bool) -> None:
-    if has_data:
-        ax.legend(fontsize="small")
-    else:
-        ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)

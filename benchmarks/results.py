@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from benchmarks.resources import ResourceUse
 from benchmarks.stats import Summary
 
 System = Literal["herald", "celery"]
@@ -86,6 +87,8 @@ class DrainRound:
     seconds: float
     #: steps per second sustained between the 10th and 90th percentile of finishes
     steps_per_second: float
+    #: what the machine, Postgres and Redis did while the workers drained
+    resources: ResourceUse | None = None
 
     @property
     def partial(self) -> bool:
@@ -106,12 +109,48 @@ class DefinitionsBench:
 
 
 @dataclass(frozen=True)
+class ScalePoint:
+    """Step throughput at one worker count: herald, raw Celery, and what each drain cost."""
+
+    workers: int
+    concurrency: int
+    #: median steps per second of the rounds
+    herald: float | None
+    celery: float | None
+    #: herald / raw Celery, the median of the rounds' ratios
+    ratio: float | None
+    #: the resources of the round whose rate is closest to the median
+    herald_resources: ResourceUse | None
+    celery_resources: ResourceUse | None
+
+
+@dataclass(frozen=True)
+class Flattening:
+    """Where one system's scale-out curve stops rising, and which resource was saturated."""
+
+    system: System
+    #: the worker count beyond which adding workers gained too little; None: it kept rising
+    after: int | None
+    #: the next worker count, where the saturation was read
+    next: int | None
+    #: relative gain in steps per second from ``after`` to the best larger worker count
+    gain: float | None
+    #: "CPU", "Redis", "Postgres", "none" (no saturated resource found) or "not measured"
+    bottleneck: str
+    #: the measured sentence the report prints
+    why: str
+
+
+@dataclass(frozen=True)
 class PeakMemory:
     """The largest resident set any process of a role reached (VmHWM)."""
 
     role: str
     processes: int
     max_rss_mb: float
+    #: the largest VmHWM of a main process, and of a pool child (prefork), of this role
+    main_rss_mb: float = 0.0
+    child_rss_mb: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -163,6 +202,9 @@ class BenchReport:
     batch_ingestion: list[BatchIngestionRun] = field(default_factory=list)
     latency: list[LatencyRound] = field(default_factory=list)
     drains: list[DrainRound] = field(default_factory=list)
+    #: the drains by worker count, and where each system's curve flattens (derived)
+    scaleout: list[ScalePoint] = field(default_factory=list)
+    flattening: list[Flattening] = field(default_factory=list)
     definitions: DefinitionsBench | None = None
     memory: list[PeakMemory] = field(default_factory=list)
     profiles: list[HotPathProfile] = field(default_factory=list)

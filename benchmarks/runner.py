@@ -2,8 +2,10 @@
 
 Order: the in-process measurements first (definitions, profiles), then the API
 alone (ingestion), then herald and raw Celery rounds interleaved (A/B, A/B) at
-low load and in drains. Between phases the tables and queues are emptied. A
-phase that fails is reported as not measured; the others still run.
+low load and in drains (the scale-out: 1, 2, 4 and 8 worker processes, each drain
+watched by a :class:`~benchmarks.resources.ResourceMonitor`). Between phases the
+tables and queues are emptied. A phase that fails is reported as not measured;
+the others still run.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from pathlib import Path
 
 import celery
 
-from benchmarks import drain, latency
+from benchmarks import drain, latency, scaleout
 from benchmarks.cluster import Cluster, RunEnv
 from benchmarks.compare import compare
 from benchmarks.definitions import measure_definitions
 from benchmarks.ingestion import measure_batch_ingestion, measure_ingestion
 from benchmarks.profiles import profile_post, profile_steps
 from benchmarks.project import write_run_project
+from benchmarks.resources import ResourceMonitor
 from benchmarks.results import BenchReport
 from benchmarks.services import Endpoints, bench_database, check_redis
 from benchmarks.store import truncate
@@ -87,7 +90,7 @@ class BenchConfig:
             batch_seconds=6.0,
             latency_rounds=2,
             latency_count=50,
-            worker_counts=(1, 2, 4),
+            worker_counts=(1, 2, 4, 8),
             worker_concurrency=2,
             drain_rounds=2,
             drain_executions=150,
@@ -114,7 +117,7 @@ class BenchConfig:
             batch_seconds=2.0,
             latency_rounds=1,
             latency_count=12,
-            worker_counts=(1, 2),
+            worker_counts=(1, 2, 4, 8),
             worker_concurrency=2,
             drain_rounds=1,
             drain_executions=40,
@@ -174,19 +177,23 @@ def run(config: BenchConfig, keep: bool = False) -> BenchReport:
         else:
             shutil.rmtree(work, ignore_errors=True)
     report.comparisons = compare(report)
+    report.scaleout = scaleout.scale_points(report.drains)
+    report.flattening = [scaleout.flattening(report.scaleout, s) for s in ("herald", "celery")]
+    report.machine["load average after the run"] = _load_average()
     report.seconds = time.perf_counter() - started
     return report
 
 
 def _load_average() -> str:
-    """The 1-minute load average: how busy the machine was besides this run."""
-    return f"{os.getloadavg()[0]:.2f}"
+    """The 1-, 5- and 15-minute load averages: how busy the machine was besides this run."""
+    return " / ".join(f"{load:.2f}" for load in os.getloadavg())
 
 
 def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
     cluster = Cluster(env)
     engine = db.make_engine(env.database_url)
     sessions = db.make_sessionmaker(engine)
+    monitor = ResourceMonitor(engine, env.broker_url)
     settings = Settings(
         project_dir=env.project_dir,
         database_url=env.database_url,
@@ -269,9 +276,9 @@ def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
                     steps=config.drain_steps,
                     limit=config.drain_limit,
                 )
-                report.drains.append(drain.herald_drain(cluster, sessions, plan))
+                report.drains.append(drain.herald_drain(cluster, sessions, plan, monitor))
                 reset()
-                report.drains.append(drain.celery_drain(cluster, plan))
+                report.drains.append(drain.celery_drain(cluster, plan, monitor))
                 reset()
 
     steps: dict[str, Callable[[], None]] = {
@@ -293,6 +300,7 @@ def _run_phases(config: BenchConfig, env: RunEnv, report: BenchReport) -> None:
             reset()
     finally:
         cluster.close()
+        monitor.close()
         engine.dispose()
         cluster.purge()
     report.memory = cluster.peak_memory()

@@ -186,6 +186,11 @@ def peak_rss_kb(pid: int) -> int | None:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
+    return parse_vmhwm(status)
+
+
+def parse_vmhwm(status: str) -> int | None:
+    """``VmHWM`` in kB from the text of ``/proc/<pid>/status`` (absent for kernel threads)."""
     for line in status.splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])

@@ -52,6 +52,20 @@ def steady_rate(finish_times: Sequence[float], trim: float = 0.1) -> float:
     Trimming both ends leaves out worker start-up (processes that start at slightly
     different times) and the tail, so the figure is the rate the workers sustain.
     """
+    first, last, count = _steady(finish_times, trim)
+    span = last - first
+    if span <= 0:
+        return math.inf
+    return count / span
+
+
+def steady_window(finish_times: Sequence[float], trim: float = 0.1) -> tuple[float, float]:
+    """The times the :func:`steady_rate` is taken between (what the resources are read over)."""
+    first, last, _ = _steady(finish_times, trim)
+    return first, last
+
+
+def _steady(finish_times: Sequence[float], trim: float) -> tuple[float, float, int]:
     if len(finish_times) < 2:
         raise ValueError("a rate needs at least two completions")
     if not 0 <= trim < 0.5:
@@ -59,10 +73,7 @@ def steady_rate(finish_times: Sequence[float], trim: float = 0.1) -> float:
     ordered = sorted(finish_times)
     first = round((len(ordered) - 1) * trim)
     last = round((len(ordered) - 1) * (1 - trim))
-    span = ordered[last] - ordered[first]
-    if span <= 0:
-        return math.inf
-    return (last - first) / span
+    return ordered[first], ordered[last], last - first
 
 
 def ratio(herald: float, raw: float) -> float | None:

@@ -153,7 +153,7 @@ def test_compare_pairs_rounds_per_worker_count() -> None:
     by_name = {c.name: c for c in _report().comparisons}
     one = by_name["step throughput, 1 worker process(es)"]
     assert one.value == pytest.approx(0.7)  # median of 0.8 and 0.6
-    assert one.met is True
+    assert one.met is False  # under issue 16's 0.75
     two = by_name["step throughput, 2 worker process(es)"]
     assert two.value == pytest.approx(0.9)
     assert two.met is True
@@ -165,10 +165,24 @@ def test_compare_added_latency_per_step() -> None:
     assert added.met is False
 
 
-def test_compare_ingestion_takes_the_best_rate_within_the_p99_target() -> None:
-    ingestion = next(c for c in _report().comparisons if c.name.startswith("ingestion"))
-    assert ingestion.value == 1200.0  # 64 clients were faster but over 50 ms at p99
-    assert ingestion.met is True
+def test_compare_ingestion_is_held_to_its_target_at_16_clients() -> None:
+    report = _report()
+    ingestion = next(c for c in report.comparisons if c.name.startswith("ingestion"))
+    assert ingestion.name == "ingestion, 16 clients (p99 30.0 ms)"
+    assert ingestion.value == 1200.0  # 64 clients were faster: not the level the target names
+    assert ingestion.met is False  # under 2,500/s
+    report.ingestion[1] = _ingestion(16, 2600.0, 30.0)
+    assert next(c for c in compare(report) if c.name.startswith("ingestion")).met is True
+    report.ingestion[1] = _ingestion(16, 2600.0, 31.0)
+    assert next(c for c in compare(report) if c.name.startswith("ingestion")).met is False
+
+
+def test_compare_ingestion_without_16_clients_reports_the_best_rate_within_p99() -> None:
+    report = _report()
+    del report.ingestion[1]
+    ingestion = next(c for c in compare(report) if c.name.startswith("ingestion"))
+    assert ingestion.value == 400.0  # 64 clients were faster but over 30 ms at p99
+    assert ingestion.met is False  # the target names 16 clients
 
 
 def test_compare_ingestion_is_not_met_when_an_accepted_event_has_no_row() -> None:
