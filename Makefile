@@ -31,10 +31,10 @@ lint: install ## ruff: lint and format check
 typecheck: install ## mypy, strict
 	$(BIN)/mypy
 
-bench: install ## benchmark herald against raw Celery (about 5 minutes)
+bench: install ## benchmark herald against raw Celery (about 7 minutes)
 	$(PY) -m benchmarks
 
-bench-quick: install ## the same, shortened (about 1 minute)
+bench-quick: install ## the same, shortened (about 3 minutes)
 	$(PY) -m benchmarks --quick
 
 clean: ## remove the virtual environment, herald dev's database and caches

@@ -85,3 +85,35 @@ def test_an_app_role_without_a_password_is_refused(empty_database: str, role: st
     assert done.returncode == 1
     assert "HERALD_DB_APP_PASSWORD" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_the_head_revision_the_processes_check_is_alembic_s_newest_migration() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(db.alembic_config("sqlite://"))  # type: ignore[arg-type]
+    assert script.get_heads() == [db.HEAD_REVISION]  # a new migration updates HEAD_REVISION
+
+
+def test_a_started_process_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'herald.db'}"
+    db.upgrade(url)
+    probe = (
+        "import sys; from workflows.store import db; "
+        f"db.check_schema(db.make_engine({url!r})); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_a_database_one_migration_behind_is_refused_naming_both_revisions(tmp_path: Path) -> None:
+    from workflows.errors import SchemaNotMigrated
+
+    url = f"sqlite:///{tmp_path / 'herald.db'}"
+    db.upgrade(url, "0008")
+    with pytest.raises(SchemaNotMigrated) as refused:
+        db.check_schema(db.make_engine(url))
+    assert f"is at revision 0008; this herald needs revision {db.HEAD_REVISION}" in str(
+        refused.value
+    )
