@@ -5,25 +5,32 @@ file formats; editors use them through ``# yaml-language-server: $schema=...``
 and the loader uses them here. Each jsonschema error becomes a
 :class:`~workflows.errors.Problem` with the line of the offending YAML node and a
 message a user can act on (unknown keys are named, enums list what is supported).
+
+A document is first checked with ``jsonschema_rs``, and Python's jsonschema (the
+messages above) is imported and run only when that finds something: a process
+loading valid definitions never imports it, which keeps ~6 MB out of every API
+and worker process. The quick check must never pass what the full one refuses;
+tests/workflows/loading/test_validation.py holds the two to the same verdicts.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
-from referencing import Registry
-from referencing.exceptions import Unresolvable
-from referencing.jsonschema import DRAFT202012
+import jsonschema_rs
 
 from workflows.errors import Problem
 from workflows.loading.yamlsource import Document, JsonPath
 from workflows.payload_schema import UncompilableSchema, compile_payload_schema
+
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError
 
 SCHEMA_DIR = Path(__file__).parent.parent / "schema"
 WORKFLOW_SCHEMA = "workflow.schema.json"
@@ -47,13 +54,28 @@ def _schema_file(name: str) -> dict[str, Any]:
 
 
 @cache
-def _validator(name: str) -> Draft202012Validator:
-    """A validator of the file format; the files' own ``$ref``s are inlined once, here.
+def _inlined(name: str) -> dict[str, Any]:
+    """The file format with its own ``$ref``s inlined, once.
 
-    The formats are not recursive, so inlining ends; it spares jsonschema a
+    The formats are not recursive, so inlining ends; it spares the validators a
     reference lookup for every task of every workflow.
     """
-    return Draft202012Validator(_inline(_schema_file(name), name))
+    inlined: dict[str, Any] = _inline(_schema_file(name), name)
+    return inlined
+
+
+@cache
+def _quick_validator(name: str) -> jsonschema_rs.Validator:
+    """``jsonschema_rs`` on the file format: formats not asserted, as by the full check."""
+    return jsonschema_rs.Draft202012Validator(_inlined(name), validate_formats=False)
+
+
+@cache
+def _validator(name: str) -> Draft202012Validator:
+    """Python's jsonschema on the file format, for the messages of a document that fails."""
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(_inlined(name))
 
 
 def _inline(value: Any, file: str) -> Any:
@@ -76,6 +98,8 @@ def _inline(value: Any, file: str) -> Any:
 @cache
 def _meta_validator() -> Draft202012Validator:
     # with format asserted, as jsonschema's own check_schema does: a bad `pattern` is caught
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(
         Draft202012Validator.META_SCHEMA, format_checker=Draft202012Validator.FORMAT_CHECKER
     )
@@ -83,6 +107,8 @@ def _meta_validator() -> Draft202012Validator:
 
 def check_structure(doc: Document, data: Any, schema: str) -> list[Problem]:
     """Every structural problem of ``data`` (the document's resolved data) against ``schema``."""
+    if _quick_validator(schema).is_valid(data):
+        return []
     problems: list[Problem] = []
     for error in _validator(schema).iter_errors(data):
         problems.extend(_explain(doc, error))
@@ -125,6 +151,10 @@ def _cached_schema_problems(key: str) -> tuple[tuple[JsonPath, str], ...]:
 
 def _schema_problems(schema: Any) -> tuple[tuple[JsonPath, str], ...]:
     """(path inside the schema, message) for each problem of ``schema``."""
+    if _plainly_valid(schema):
+        return ()
+    from jsonschema.exceptions import best_match
+
     problems: list[tuple[JsonPath, str]] = []
     for error in _meta_validator().iter_errors(schema):
         # an anyOf/oneOf failure says "not valid under any of the given schemas": say why
@@ -137,6 +167,48 @@ def _schema_problems(schema: Any) -> tuple[tuple[JsonPath, str], ...]:
             if not _resolvable(schema, ref)
         )
     return tuple(problems)
+
+
+#: keywords whose values the full check asserts as URIs, or that move references around:
+#: a schema holding one always takes the full check
+_URI_KEYWORDS = frozenset({"$schema", "$id", "$ref", "$dynamicRef", "$anchor", "$dynamicAnchor"})
+
+
+def _plainly_valid(schema: Any) -> bool:
+    """Whether the full check would find nothing, known without Python's jsonschema.
+
+    ``jsonschema_rs`` checks the meta-schema; what the full check adds, the
+    ``regex`` format, is Python's ``re`` compiling every ``pattern`` and
+    ``patternProperties`` key. A schema with a URI keyword is not decided here.
+    """
+    if not isinstance(schema, dict) or not jsonschema_rs.meta.is_valid(schema):
+        return False
+    patterns: list[str] = []
+    if not _collect_patterns(schema, patterns):
+        return False
+    try:
+        for pattern in patterns:
+            re.compile(pattern)
+    except (re.error, RecursionError):
+        return False
+    return True
+
+
+def _collect_patterns(value: Any, patterns: list[str]) -> bool:
+    """Gather the regexes of a schema; ``False`` when it holds a URI keyword."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key in _URI_KEYWORDS:
+                return False
+            if key == "pattern" and isinstance(item, str):
+                patterns.append(item)
+            elif key == "patternProperties" and isinstance(item, dict):
+                patterns.extend(str(k) for k in item)
+            if not _collect_patterns(item, patterns):
+                return False
+    elif isinstance(value, list):
+        return all(_collect_patterns(item, patterns) for item in value)
+    return True
 
 
 def _refs(value: Any, path: JsonPath) -> Iterator[tuple[JsonPath, str]]:
@@ -170,6 +242,10 @@ def _ids(value: Any, path: JsonPath) -> Iterator[tuple[JsonPath, Any]]:
 
 def _resolvable(schema: dict[str, Any], ref: str) -> bool:
     """Whether jsonschema will find ``ref`` from the schema's root (herald fetches nothing)."""
+    from referencing import Registry
+    from referencing.exceptions import Unresolvable
+    from referencing.jsonschema import DRAFT202012
+
     resolver = Registry().resolver_with_root(DRAFT202012.create_resource(schema))
     try:
         resolver.lookup(ref)
