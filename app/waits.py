@@ -5,7 +5,8 @@ is inserted and the waiting steps it matches are resumed
 (:func:`workflows.engine.waits.resume`) in one transaction, so a 202 means both
 are durable; the resumed steps are recorded on the event (a replayed key answers
 them again) and what follows them is published after the commit. Any other event
-is the single autocommitted INSERT it always was.
+is one autocommitted INSERT, shared with the events of concurrent requests of the process
+(:mod:`app.groupcommit`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ from app.state import HeraldState
 from workflows.engine import waits
 from workflows.engine.messages import Publish
 from workflows.store import events as store
-from workflows.store.db import autocommit
 from workflows.store.models import Event
 
 
@@ -28,8 +28,7 @@ def insert_and_resume(
 ) -> tuple[bool, list[dict[str, str]]]:
     """Insert the event (``False`` if its key is taken) and resume the waits it matches."""
     if not st.definitions.registry.awaited(values["name"]):
-        with autocommit(st.engine) as connection:
-            return store.insert_event(connection, values), []
+        return st.group_commit.insert(values), []
     event = {"id": values["id"], "name": values["name"], "payload": values["payload"]}
     with st.sessions.begin() as session:
         if not store.insert_event(session, values):
