@@ -21,12 +21,14 @@ row only fails its own request, as it would alone.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from app.publish import Dispatching
 from workflows.store import events as store
 from workflows.store.db import autocommit
 
@@ -36,6 +38,8 @@ class _Ticket:
     """One request's row and, once its group is committed, what became of it."""
 
     values: dict[str, Any]
+    #: its dispatch, published after the commit if the row was inserted
+    dispatch: Dispatching | None = None
     #: its group's commit has ended (the waiters' signal)
     done: bool = False
     #: the commit told what became of the row (``inserted`` or ``error``)
@@ -52,19 +56,25 @@ class _Ticket:
 class GroupCommit:
     """Inserts event rows for the request threads of one process, a group per commit."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(
+        self, engine: Engine, publish: Callable[[Sequence[Dispatching]], object] | None = None
+    ) -> None:
         self.engine = engine
+        #: publishes the dispatches of a group's inserted rows at once (one broker round trip)
+        self.publish = publish
         self._changed = threading.Condition()
         self._queue: list[_Ticket] = []
         self._leading = False
 
-    def insert(self, values: dict[str, Any]) -> bool:
+    def insert(self, values: dict[str, Any], dispatch: Dispatching | None = None) -> bool:
         """Insert an event row and commit it; ``False`` if its idempotency key is taken.
 
+        Then, if the row was inserted, ``dispatch`` is published with the others of its
+        group (a failed publish is :class:`~app.publish.Publisher`'s to log and uncount).
         Raises what the commit raised. Every row has the keys of every other (one
         statement inserts them all).
         """
-        ticket = _Ticket(values)
+        ticket = _Ticket(values, dispatch)
         with self._changed:
             self._queue.append(ticket)
             while self._leading and not ticket.done:
@@ -76,6 +86,7 @@ class GroupCommit:
             group, self._queue = self._queue, []
         try:
             self._commit(group)
+            self._publish(group)
         finally:
             with self._changed:
                 for member in group:
@@ -86,6 +97,12 @@ class GroupCommit:
                 self._leading = False
                 self._changed.notify_all()
         return ticket.outcome()
+
+    def _publish(self, group: list[_Ticket]) -> None:
+        """After the commit: the dispatches of the rows it inserted, in one go."""
+        dispatches = [m.dispatch for m in group if m.inserted and m.dispatch is not None]
+        if dispatches and self.publish is not None:
+            self.publish(dispatches)
 
     def _commit(self, group: list[_Ticket]) -> None:
         """Insert the group's rows in one autocommitted statement; record each outcome."""

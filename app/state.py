@@ -43,7 +43,7 @@ class HeraldState:
     group_commit: GroupCommit = field(init=False)
 
     def __post_init__(self) -> None:
-        self.group_commit = GroupCommit(self.engine)
+        self.group_commit = GroupCommit(self.engine, self.publisher.dispatch_each)
 
     def init_app(self, app: Flask) -> None:
         """Attach this state to ``app``."""

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import update
 
 from app.logs import log_event
+from app.publish import Dispatching
 from app.state import HeraldState
 from workflows.engine import waits
 from workflows.engine.messages import Publish
@@ -24,11 +25,13 @@ from workflows.store.models import Event
 
 
 def insert_and_resume(
-    st: HeraldState, values: dict[str, Any], *, request_id: str
+    st: HeraldState, values: dict[str, Any], *, request_id: str, dispatch: bool
 ) -> tuple[bool, list[dict[str, str]]]:
-    """Insert the event (``False`` if its key is taken) and resume the waits it matches."""
+    """Insert the event (``False`` if its key is taken) and resume the waits it matches;
+    once committed, publish its dispatch if ``dispatch`` (and the event was inserted)."""
+    dispatching = Dispatching.now(values["id"], request_id) if dispatch else None
     if not st.definitions.registry.awaited(values["name"]):
-        return st.group_commit.insert(values), []
+        return st.group_commit.insert(values, dispatching), []
     event = {"id": values["id"], "name": values["name"], "payload": values["payload"]}
     with st.sessions.begin() as session:
         if not store.insert_event(session, values):
@@ -49,4 +52,6 @@ def insert_and_resume(
     for message in found.publish:  # a step left unpublished is the sweep's to publish
         if isinstance(message, Publish):
             st.publisher.step(message, request_id=request_id)
+    if dispatching is not None:
+        st.publisher.dispatch_each([dispatching])
     return True, found.resumed
