@@ -51,7 +51,8 @@ class RedisDispatch:
     ) -> RedisDispatch | None:
         """The direct publisher for ``celery``'s broker, or ``None`` where Celery must publish."""
         options = celery.conf.broker_transport_options or {}
-        if not broker_url.startswith("redis://") or any(k in options for k in _KEY_CHANGING):
+        plain = broker_url.startswith("redis://") and ";" not in broker_url  # no failover list
+        if not plain or any(k in options for k in _KEY_CHANGING):
             return None
         client = redis.Redis.from_url(
             broker_url,

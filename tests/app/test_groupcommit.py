@@ -22,6 +22,7 @@ from sqlalchemy import Engine, create_engine, func, select
 from sqlalchemy.exc import OperationalError
 
 from app.groupcommit import GroupCommit
+from app.publish import Dispatching
 from tests.app.conftest import closed_port
 from tests.support import start_serve, wait_for
 from workflows.ids import new_id
@@ -76,19 +77,24 @@ def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[GroupCommit], No
     yield waiting.append
 
 
-def concurrently(group_commit: GroupCommit, rows: list[dict[str, Any]]) -> list[Any]:
+def concurrently(
+    group_commit: GroupCommit,
+    rows: list[dict[str, Any]],
+    dispatches: list[Dispatching] | None = None,
+) -> list[Any]:
     """Insert ``rows[0]`` first, then the others while its commit is held: each outcome."""
+    each = dispatches or [None] * len(rows)
 
-    def insert(values: dict[str, Any]) -> Any:
+    def insert(values: dict[str, Any], dispatch: Dispatching | None) -> Any:
         try:
-            return group_commit.insert(values)
+            return group_commit.insert(values, dispatch)
         except Exception as exc:  # the outcome under test
             return exc
 
     with ThreadPoolExecutor(len(rows)) as pool:
-        first = pool.submit(insert, rows[0])
+        first = pool.submit(insert, rows[0], each[0])
         wait_for("the first commit to start", lambda: group_commit._leading, timeout=10)
-        others = [pool.submit(insert, values) for values in rows[1:]]
+        others = [pool.submit(insert, v, d) for v, d in zip(rows[1:], each[1:], strict=True)]
         return [first.result(timeout=30)] + [f.result(timeout=30) for f in others]
 
 
@@ -126,6 +132,24 @@ def test_a_taken_key_in_a_group_is_told_so(
     assert outcomes[0] is True
     assert sorted(outcomes[1:]) == [False] * (OTHERS - 1) + [True]  # one row per key
     assert stored(clean_db, [r["id"] for r in rows]) == 2
+
+
+def test_a_group_publishes_the_dispatches_of_its_inserted_rows_at_once(
+    clean_db: Engine, held: Callable[[GroupCommit], None]
+) -> None:
+    published: list[list[str]] = []
+    group_commit = GroupCommit(clean_db, lambda ds: published.append([d.event_id for d in ds]))
+    held(group_commit)
+    rows = [row()] + [row(idempotency_key="same") for _ in range(2)]
+    rows += [row() for _ in range(OTHERS - 2)]
+    dispatches = [Dispatching(r["id"], r["request_id"], {}) for r in rows]
+    outcomes = concurrently(group_commit, rows, dispatches)
+    inserted = [r["id"] for r, ok in zip(rows, outcomes, strict=True) if ok is True]
+    assert len(inserted) == len(rows) - 1  # one of the two rows with the same key
+    # the first alone, then one publish for the group: the rows it inserted
+    assert published[0] == [inserted[0]]
+    assert len(published) == 2
+    assert sorted(published[1]) == sorted(inserted[1:])
 
 
 def test_a_failed_commit_fails_every_request_of_its_group(
