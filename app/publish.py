@@ -71,13 +71,18 @@ class Dispatching:
 
     event_id: str
     request_id: str | None
-    #: the message headers (``traceparent``: the request's span, the dispatch's parent)
-    headers: dict[str, str]
+    #: the request's span: the dispatch's parent, and the span of what is logged about it
+    span: tracing.Span | None = None
 
     @classmethod
     def now(cls, event_id: str, request_id: str | None) -> Dispatching:
         """The dispatch of ``event_id``, a child of the current span."""
-        return cls(event_id, request_id, tracing.headers())
+        return cls(event_id, request_id, tracing.current())
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The message headers: ``traceparent`` names the request's span."""
+        return {tracing.HEADER: self.span.traceparent} if self.span is not None else {}
 
 
 class Publisher:
@@ -135,14 +140,15 @@ class Publisher:
             else:
                 self._send_each(dispatches)
         except (KombuError, RedisError, OSError) as exc:
-            for each in dispatches:
-                log_event(
-                    "event.publish_failed",
-                    level=logging.WARNING,
-                    event_id=each.event_id,
-                    request_id=each.request_id,
-                    reason=f"{exc.__class__.__name__}: {exc}",
-                )
+            for each in dispatches:  # each logged in its own request's span
+                with tracing.running(each.span) if each.span else nullcontext():
+                    log_event(
+                        "event.publish_failed",
+                        level=logging.WARNING,
+                        event_id=each.event_id,
+                        request_id=each.request_id,
+                        reason=f"{exc.__class__.__name__}: {exc}",
+                    )
             self._down_until = time.monotonic() + BROKER_COOLDOWN
             self._uncount([each.event_id for each in dispatches], dispatches[0].request_id)
             return False

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from typing import Any
 
 import pytest
 import redis
+from sqlalchemy import Engine
 
 from app.dispatchwire import RedisDispatch
-from app.publish import CONNECT_TIMEOUT, Publisher, make_publisher_celery
+from app.publish import CONNECT_TIMEOUT, Dispatching, Publisher, make_publisher_celery
+from tests.app.conftest import closed_port
 from workflows import tracing
 from workflows.settings import Settings
+from workflows.store.db import make_sessionmaker
 
 pytestmark = pytest.mark.integration
 
@@ -67,3 +71,28 @@ def test_only_a_plain_redis_broker_is_pushed_to_directly() -> None:
         celery, "redis://127.0.0.1:6379/0", connect_timeout=CONNECT_TIMEOUT, timeout=1
     )
     assert prefixed is None
+
+
+def test_a_failed_push_logs_each_dispatch_in_its_own_requests_trace(clean_db: Engine) -> None:
+    settings = Settings(broker_url=f"redis://127.0.0.1:{closed_port()}/0", queue_prefix="q")
+    publisher = Publisher(make_publisher_celery(settings), make_sessionmaker(clean_db))
+    spans = [tracing.child_of(None), tracing.child_of(None)]
+    seen: list[tuple[str, str | None]] = []
+
+    class Recording(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            span = tracing.current()
+            seen.append((getattr(record, "event_id", ""), span.trace_id if span else None))
+
+    handler = Recording()
+    logging.getLogger("herald").addHandler(handler)
+    try:
+        ok = publisher.dispatch_each(
+            [Dispatching("evt_a", "req_a", spans[0]), Dispatching("evt_b", "req_b", spans[1])]
+        )
+    finally:
+        logging.getLogger("herald").removeHandler(handler)
+    assert ok is False
+    assert ("evt_a", spans[0].trace_id) in seen
+    assert ("evt_b", spans[1].trace_id) in seen
+    assert not publisher.available()  # the cool-down: the next events are left to the sweep

@@ -142,7 +142,7 @@ def test_a_group_publishes_the_dispatches_of_its_inserted_rows_at_once(
     held(group_commit)
     rows = [row()] + [row(idempotency_key="same") for _ in range(2)]
     rows += [row() for _ in range(OTHERS - 2)]
-    dispatches = [Dispatching(r["id"], r["request_id"], {}) for r in rows]
+    dispatches = [Dispatching(r["id"], r["request_id"]) for r in rows]
     outcomes = concurrently(group_commit, rows, dispatches)
     inserted = [r["id"] for r, ok in zip(rows, outcomes, strict=True) if ok is True]
     assert len(inserted) == len(rows) - 1  # one of the two rows with the same key
