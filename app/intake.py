@@ -3,9 +3,9 @@
 :func:`accept` takes a well-formed :class:`~app.envelope.Envelope`, validates the
 payload against every subscribed workflow (422), applies the idempotency key
 (duplicate or 409), commits the event with its planned executions in one
-transaction (a single autocommitted INSERT for a new event) and, after the
-commit, publishes its dispatch. Nothing here compiles
-a schema or reads a file per request.
+transaction (a single autocommitted INSERT for a new event, shared with concurrent
+requests: :mod:`app.groupcommit`) and, after the commit, publishes its dispatch.
+Nothing here compiles a schema or reads a file per request.
 """
 
 from __future__ import annotations
@@ -196,9 +196,10 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
     trace_id = values["trace_id"] = event_trace_id(envelope)
     turned_away = [filtered_json(f) for f in filtered]
     values["filtered"] = turned_away or None  # NULL: nothing filtered (delivery records read it)
-    # A new event is one INSERT committed on its own: one transaction, one round trip
-    # (with the waits it resumes, when some wait awaits its name: app.waits).
-    inserted, resumed = insert_and_resume(st, values, request_id=meta.request_id)
+    # A new event is one INSERT committed on its own, shared with the new events of concurrent
+    # requests (app.groupcommit), its dispatch published once committed, with theirs (or in
+    # one transaction with the waits it resumes, when some wait awaits its name: app.waits).
+    inserted, resumed = insert_and_resume(st, values, request_id=meta.request_id, dispatch=publish)
     if not inserted:
         replayed = accept_taken_key(st, envelope, meta, values)
         if replayed is not None:
@@ -213,7 +214,8 @@ def accept(st: HeraldState, envelope: Envelope, meta: RequestMeta) -> Answer:
             workflows=[r["workflow_id"] for r in routes],
         )
         if publish:
-            st.publisher.dispatch(event_id, request_id=meta.request_id)
+            if not inserted:  # stored by accept_taken_key (an expired key, freed)
+                st.publisher.dispatch(event_id, request_id=meta.request_id)
         else:
             log_event(
                 "event.publish_failed",

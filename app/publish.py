@@ -18,15 +18,20 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery
 from kombu.exceptions import KombuError
+from kombu.messaging import Producer
 from redis.exceptions import RedisError
 from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.dispatchwire import RedisDispatch
 from app.logs import log_event
 from workers.celery_app import DISPATCH_BATCH_TASK, DISPATCH_TASK, make_celery, send
 from workflows import tracing
@@ -36,6 +41,8 @@ from workflows.store.models import Event
 
 #: seconds to wait for the broker before giving up on one publish
 CONNECT_TIMEOUT = 1.0
+#: seconds to wait for the broker's answer to a publish
+SOCKET_TIMEOUT = 5.0
 #: seconds during which a broker that just refused is not tried again
 BROKER_COOLDOWN = 2.0
 
@@ -53,9 +60,29 @@ def make_publisher_celery(settings: Settings) -> Celery:
         "max_retries": 0,
         # redis: do not hang on an unreachable host
         "socket_connect_timeout": CONNECT_TIMEOUT,
-        "socket_timeout": 5.0,
+        "socket_timeout": SOCKET_TIMEOUT,
     }
     return celery
+
+
+@dataclass(frozen=True)
+class Dispatching:
+    """One accepted event's dispatch to publish, in the trace of the request that sent it."""
+
+    event_id: str
+    request_id: str | None
+    #: the request's span: the dispatch's parent, and the span of what is logged about it
+    span: tracing.Span | None = None
+
+    @classmethod
+    def now(cls, event_id: str, request_id: str | None) -> Dispatching:
+        """The dispatch of ``event_id``, a child of the current span."""
+        return cls(event_id, request_id, tracing.current())
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The message headers: ``traceparent`` names the request's span."""
+        return {tracing.HEADER: self.span.traceparent} if self.span is not None else {}
 
 
 class Publisher:
@@ -65,6 +92,13 @@ class Publisher:
         self.celery = celery
         self.sessions = sessions
         self._down_until = 0.0
+        #: dispatches pushed straight onto Redis (None: the broker is not plain Redis)
+        self.direct = RedisDispatch.for_broker(
+            celery,
+            str(celery.conf.broker_url or ""),
+            connect_timeout=CONNECT_TIMEOUT,
+            timeout=SOCKET_TIMEOUT,
+        )
 
     def available(self) -> bool:
         """Whether to try publishing now (``False`` shortly after the broker refused)."""
@@ -91,6 +125,46 @@ class Publisher:
             self._uncount([event_id], request_id)
             return False
         return True
+
+    def dispatch_each(self, dispatches: Sequence[Dispatching]) -> bool:
+        """Publish one ``herald.dispatch_event`` per event, all in one round trip to a Redis
+        broker (:mod:`app.dispatchwire`); ``False`` (logged) if the broker is down: every
+        event uncounted.
+
+        For the events of concurrent requests committed together (:mod:`app.groupcommit`):
+        each message keeps its own request's trace.
+        """
+        try:
+            if self.direct is not None:
+                self.direct.push([(each.event_id, each.headers) for each in dispatches])
+            else:
+                self._send_each(dispatches)
+        except (KombuError, RedisError, OSError) as exc:
+            for each in dispatches:  # each logged in its own request's span
+                with tracing.running(each.span) if each.span else nullcontext():
+                    log_event(
+                        "event.publish_failed",
+                        level=logging.WARNING,
+                        event_id=each.event_id,
+                        request_id=each.request_id,
+                        reason=f"{exc.__class__.__name__}: {exc}",
+                    )
+            self._down_until = time.monotonic() + BROKER_COOLDOWN
+            self._uncount([each.event_id for each in dispatches], dispatches[0].request_id)
+            return False
+        return True
+
+    def _send_each(self, dispatches: Sequence[Dispatching]) -> None:
+        """Through Celery: one ``send_task`` each, buffered into one send where kombu can."""
+        with self.celery.producer_or_acquire() as producer, _batched(producer):
+            for each in dispatches:
+                self.celery.send_task(
+                    DISPATCH_TASK,
+                    args=[each.event_id],
+                    retry=False,
+                    headers=each.headers,
+                    producer=producer,
+                )
 
     def dispatch_many(self, event_ids: list[str], *, request_id: str | None = None) -> bool:
         """Publish one ``herald.dispatch_events(event_ids)`` for a batch; ``False`` if the broker
@@ -157,3 +231,12 @@ class Publisher:
         except (KombuError, RedisError, OSError) as exc:
             return {"ok": False, "error": exc.__class__.__name__}
         return {"ok": True, "error": None}
+
+
+@contextmanager
+def _batched(producer: Producer) -> Iterator[None]:
+    """Buffer the producer's publishes and send them at once on leaving (kombu 5.7's
+    ``Producer.batch``: one pipeline on Redis); one by one with an older kombu."""
+    batch = getattr(producer, "batch", None)
+    with batch() if batch is not None else nullcontext():
+        yield

@@ -1,5 +1,5 @@
 """What a running API holds: settings, definitions, database, publisher, tokens, limiter,
-and the counts of refused requests.
+the counts of refused requests and the group commit of new events.
 
 One :class:`HeraldState` lives in ``app.extensions["herald"]``. Its
 ``definitions`` are swapped whole (``state.definitions = Definitions.load(...)``)
@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth import Tokens
+from app.groupcommit import GroupCommit
 from app.publish import Publisher
 from app.ratelimit import RateLimiter
 from app.refusals import Refusals
@@ -38,6 +39,11 @@ class HeraldState:
     limiter: RateLimiter
     #: 401 and 429 refusals, counted rather than audited one row each
     refusals: Refusals = field(default_factory=Refusals)
+    #: the new events of concurrent requests, inserted a group per commit
+    group_commit: GroupCommit = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.group_commit = GroupCommit(self.engine, self.publisher.dispatch_each)
 
     def init_app(self, app: Flask) -> None:
         """Attach this state to ``app``."""

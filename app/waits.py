@@ -5,7 +5,8 @@ is inserted and the waiting steps it matches are resumed
 (:func:`workflows.engine.waits.resume`) in one transaction, so a 202 means both
 are durable; the resumed steps are recorded on the event (a replayed key answers
 them again) and what follows them is published after the commit. Any other event
-is the single autocommitted INSERT it always was.
+is one autocommitted INSERT, shared with the events of concurrent requests of the process
+(:mod:`app.groupcommit`).
 """
 
 from __future__ import annotations
@@ -15,23 +16,24 @@ from typing import Any
 from sqlalchemy import update
 
 from app.logs import log_event
+from app.publish import Dispatching
 from app.state import HeraldState
 from workflows.engine import waits
 from workflows.engine.messages import Publish
 from workflows.metrics import executions_finished
 from workflows.store import events as store
-from workflows.store.db import autocommit
 from workflows.store.executions import finished_in
 from workflows.store.models import Event
 
 
 def insert_and_resume(
-    st: HeraldState, values: dict[str, Any], *, request_id: str
+    st: HeraldState, values: dict[str, Any], *, request_id: str, dispatch: bool
 ) -> tuple[bool, list[dict[str, str]]]:
-    """Insert the event (``False`` if its key is taken) and resume the waits it matches."""
+    """Insert the event (``False`` if its key is taken) and resume the waits it matches;
+    once committed, publish its dispatch if ``dispatch`` (and the event was inserted)."""
+    dispatching = Dispatching.now(values["id"], request_id) if dispatch else None
     if not st.definitions.registry.awaited(values["name"]):
-        with autocommit(st.engine) as connection:
-            return store.insert_event(connection, values), []
+        return st.group_commit.insert(values, dispatching), []
     event = {"id": values["id"], "name": values["name"], "payload": values["payload"]}
     with st.sessions.begin() as session:
         if not store.insert_event(session, values):
@@ -54,4 +56,6 @@ def insert_and_resume(
     for message in found.publish:  # a step left unpublished is the sweep's to publish
         if isinstance(message, Publish):
             st.publisher.step(message, request_id=request_id)
+    if dispatching is not None:
+        st.publisher.dispatch_each([dispatching])
     return True, found.resumed

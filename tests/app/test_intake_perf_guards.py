@@ -113,14 +113,14 @@ def test_an_accepted_event_is_one_statement_committed_before_its_publish(
     broker: redis.Redis,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    publisher = app.extensions["herald"].publisher
-    real_dispatch = publisher.dispatch
+    group_commit = app.extensions["herald"].group_commit
+    real_publish = group_commit.publish
 
-    def traced_dispatch(event_id: str, **kwargs: Any) -> bool:
+    def traced_publish(dispatches: Any) -> None:
         db_trace.append("publish")
-        return bool(real_dispatch(event_id, **kwargs))
+        real_publish(dispatches)
 
-    monkeypatch.setattr(publisher, "dispatch", traced_dispatch)
+    monkeypatch.setattr(group_commit, "publish", traced_publish)
 
     for _ in range(3):
         assert post(client, {"name": "order.created", "payload": order()}).status_code == 202
