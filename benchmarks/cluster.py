@@ -67,7 +67,7 @@ class RunEnv:
 class Cluster:
     """Starts and stops the run's processes and keeps the peak memory of each role."""
 
-    def __init__(self, env: RunEnv, api_workers: int = 2, api_threads: int = 4) -> None:
+    def __init__(self, env: RunEnv, api_workers: int = 2, api_threads: int = 16) -> None:
         self.env = env
         self.api_workers = api_workers
         self.api_threads = api_threads
