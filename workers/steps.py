@@ -73,6 +73,7 @@ def _run_step(
     finished: str | None = None  # the status of the execution this attempt ended
     alone: Settled | None = None
     taken = None if redelivered else _claim_fast(rt, step_id, worker, message_id, said)
+    fast = taken is not None
     if taken is None:
         claimed, alone, finished = _claim(rt, step_id, worker, redelivered, message_id)
         if claimed.claim is None:
@@ -81,12 +82,14 @@ def _run_step(
     if taken.trace_id is not None and taken.trace_id != span.trace_id:
         # published without this trace (the sweep, an operator's retry): the execution's wins
         tracing.CURRENT.set(tracing.child_of(None, trace_id=taken.trace_id))
+    short = fast  # the claim and the settle were one statement each
     if alone is not None:
         settled, error = alone, alone.error
     else:
         result = execute(taken)
         error = result.error
-        settled, finished = _settle(rt, taken, result)
+        settled, finished, settled_fast = _settle(rt, taken, result)
+        short = short and settled_fast
     metrics.step_settled(
         taken.workflow.id,
         taken.task.id,
@@ -108,6 +111,7 @@ def _run_step(
         duration_ms=round((time.monotonic() - started) * 1000),
         error=(error or {}).get("message"),
         fenced=settled.fenced,
+        path="steppath" if short else "general",
     )
     return settled.status.value
 
@@ -178,16 +182,17 @@ def _not_claimed(rt: Runtime, step_id: str, claimed: Claimed) -> str:
     return claimed.outcome.value
 
 
-def _settle(rt: Runtime, taken: Claim, result: Attempt) -> tuple[Settled, str | None]:
+def _settle(rt: Runtime, taken: Claim, result: Attempt) -> tuple[Settled, str | None, bool]:
     """Settle the attempt (one statement for a plain step, else the general settle, committed).
 
-    Returns the settle and the status of the execution it finished, if it did.
+    Returns the settle, the status of the execution it finished (if it did),
+    and whether it was the one statement.
     """
     if steppath.available(rt.engine):
         with db.autocommit(rt.engine) as connection:
             fast = steppath.settle(connection, taken, result, now=utcnow())
         if fast is not None:
-            return fast
+            return *fast, True
     with rt.sessions.begin() as session:
         now = utcnow()
         settled = settle(
@@ -200,7 +205,7 @@ def _settle(rt: Runtime, taken: Claim, result: Attempt) -> tuple[Settled, str | 
             context=taken.context,
             now=now,
         )
-        return settled, _ended(session, taken.step.execution_id, now)
+        return settled, _ended(session, taken.step.execution_id, now), False
 
 
 def _ended(session: Session, execution_id: str, now: datetime) -> str | None:

@@ -105,8 +105,12 @@ def accept(
     return event_id, [route["execution_id"] for route in routes]
 
 
-def drain(rt: Runtime, *, limit: int = 100) -> int:
-    """Play every recorded message in order (and those they cause); returns how many ran."""
+def drain(rt: Runtime, *, limit: int = 100, named: bool = True) -> int:
+    """Play every recorded message in order (and those they cause); returns how many ran.
+
+    ``named=False`` plays a step's message without the workflow and task it names
+    (as from a publisher that does not send them): its step takes the general path.
+    """
     celery: RecordingCelery = rt.celery  # type: ignore[assignment]
     played = 0
     while celery.sent and played < limit:
@@ -117,7 +121,7 @@ def drain(rt: Runtime, *, limit: int = 100) -> int:
         if message.name == DISPATCH_TASK:
             tasks.dispatch(rt, message.args[0])
         else:
-            headers = message.options.get("headers") or {}
+            headers = (message.options.get("headers") or {}) if named else {}
             tasks.run_step(
                 rt,
                 message.args[0],
