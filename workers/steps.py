@@ -73,7 +73,7 @@ def _run_step(
     finished: str | None = None  # the status of the execution this attempt ended
     alone: Settled | None = None
     taken = None if redelivered else _claim_fast(rt, step_id, worker, message_id, said)
-    fast = taken is not None
+    short = taken is not None  # the claim, then the settle, were one statement each
     if taken is None:
         claimed, alone, finished = _claim(rt, step_id, worker, redelivered, message_id)
         if claimed.claim is None:
@@ -82,7 +82,6 @@ def _run_step(
     if taken.trace_id is not None and taken.trace_id != span.trace_id:
         # published without this trace (the sweep, an operator's retry): the execution's wins
         tracing.CURRENT.set(tracing.child_of(None, trace_id=taken.trace_id))
-    short = fast  # the claim and the settle were one statement each
     if alone is not None:
         settled, error = alone, alone.error
     else:

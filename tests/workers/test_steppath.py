@@ -4,6 +4,7 @@ and every case they do not match left unchanged for the general path to handle."
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,8 @@ from sqlalchemy import update
 
 from benchmarks.counting import count_sql
 from tests.workers.conftest import accept, drain
-from workers import tasks
+from workers import sweep, tasks
+from workers.attempts import execute
 from workers.runtime import Runtime
 from workers.steps import _settle as settle_step
 from workflows.engine import steppath
@@ -196,3 +198,44 @@ def test_a_cancelled_run_records_its_step_and_starts_nothing(rt: Runtime) -> Non
         assert [(s.task_id, s.status) for s in rows] == [("first", "succeeded")]
         execution = session.get(Execution, execution_id)
         assert execution is not None and execution.status == "cancelled"
+
+
+def test_a_claim_lost_in_a_database_crash_runs_its_step_again(rt: Runtime) -> None:
+    """The claim commits asynchronously: a crash may lose it (not what came before it)."""
+    execution_id, step_id = _first_step(rt)
+    with rt.sessions() as session:
+        before = {
+            column.key: getattr(session.get(Step, step_id), column.key) for column in _COLUMNS
+        }
+    taken = _claim_fast(rt, step_id)
+    assert taken is not None
+    result = execute(taken)  # the tool ran; then the database crashed and lost the claim
+    with rt.sessions.begin() as session:
+        session.execute(update(Step).where(Step.id == step_id).values(**before))
+        session.execute(
+            update(Execution)
+            .where(Execution.id == execution_id)
+            .values(status="pending", started_at=None)
+        )
+
+    settled, finished, _ = settle_step(rt, taken, result)
+    assert settled.fenced and settled.publish == [] and finished is None
+    assert _step(rt, step_id).status == "queued"  # accepted work is still there, queued
+    later = utcnow() + timedelta(seconds=rt.settings.step_deadline_seconds + 1)
+    assert step_id in sweep.sweep(rt, now=later).queued  # its message: published again
+    drain(rt)
+    with rt.sessions() as session:
+        execution = session.get(Execution, execution_id)
+        assert execution is not None and execution.status == "succeeded"
+        rows = session.query(Step).filter(Step.execution_id == execution_id).all()
+        assert [(s.task_id, s.status, s.attempts) for s in rows] == [
+            ("first", "succeeded", 1),
+            ("second", "succeeded", 1),
+        ]
+
+
+_COLUMNS = [
+    column
+    for column in Step.__table__.columns  # type: ignore[attr-defined]
+    if column.key not in ("id", "execution_id")
+]

@@ -10,6 +10,15 @@ step from, the settle the attempt it records). Anything they do not match
 changes nothing, and the caller takes the general path
 (:mod:`workflows.engine.claim`, :mod:`workflows.engine.progress`) instead.
 
+The claim's commit alone is asynchronous (``synchronous_commit`` off for its
+own transaction, set by the statement itself: no round trip more). Losing it
+in a database crash only re-runs the step, which at-least-once allows: the step
+is back to queued or retrying as before its claim, the attempt's settle is
+fenced, and the sweep publishes the step again. Any later synchronous commit
+(the settle's) flushes the WAL the claim wrote, so the window is the run
+itself. The settle stays synchronous: a message is published after it, and
+must never name work the database lost.
+
 Data-modifying CTEs are PostgreSQL's; SQLite (``herald dev``) always takes the
 general path. The statements are built once, with bound parameters.
 """
@@ -148,6 +157,8 @@ def _claim_statement() -> Select[Any]:
         locked.c.event_received_at,
         results.label("task_results"),
         select(func.count()).select_from(started).scalar_subquery().label("started"),
+        # this statement's own transaction commits without waiting for its WAL flush
+        func.set_config("synchronous_commit", "off", True).label("asynchronous"),
     ).select_from(claimed.join(locked, locked.c.id == claimed.c.execution_id))
 
 
