@@ -4,6 +4,7 @@ and every case they do not match left unchanged for the general path to handle."
 from __future__ import annotations
 
 import json
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from workers import sweep, tasks
 from workers.attempts import execute
 from workers.runtime import Runtime
 from workers.steps import _settle as settle_step
-from workflows.engine import steppath
+from workflows.engine import control, steppath
 from workflows.engine.attempt import Attempt
 from workflows.engine.claim import Claim, claim
 from workflows.engine.progress import settle
@@ -239,3 +240,42 @@ _COLUMNS = [
     for column in Step.__table__.columns  # type: ignore[attr-defined]
     if column.key not in ("id", "execution_id")
 ]
+
+
+def test_claims_racing_cancels_never_deadlock_nor_take_a_cancelled_step(rt: Runtime) -> None:
+    """The claim locks the execution before the step, as a cancel does: one waits."""
+    runs: list[tuple[str, str]] = []
+    for n in range(30):
+        event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": n})
+        tasks.dispatch(rt, event_id)
+        with rt.sessions() as session:
+            step = session.query(Step).filter(Step.execution_id == chain).one()
+            runs.append((chain, step.id))
+
+    def cancelling(execution_id: str) -> None:
+        with rt.sessions.begin() as session:
+            control.cancel(session, execution_id, now=utcnow())
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        claims: list[Future[Claim | None]] = []
+        cancels: list[Future[None]] = []
+        for n, (execution_id, step_id) in enumerate(runs):  # half the cancels go first
+            if n % 2:
+                cancels.append(pool.submit(cancelling, execution_id))
+            claims.append(pool.submit(_claim_fast, rt, step_id))
+            if not n % 2:
+                cancels.append(pool.submit(cancelling, execution_id))
+        taken = [future.result(timeout=60) for future in claims]  # raises on a deadlock
+        for future in cancels:
+            future.result(timeout=60)
+
+    assert any(claimed is None for claimed in taken), "no cancel came first: no race"
+    with rt.sessions() as session:
+        for (execution_id, step_id), claimed in zip(runs, taken, strict=True):
+            row = session.get(Step, step_id)
+            execution = session.get(Execution, execution_id)
+            assert row is not None and execution is not None
+            assert execution.status == "cancelled"
+            # claimed before the cancel: it runs on (its settle starts nothing); else cancelled
+            expected = ("running", 1) if claimed is not None else ("cancelled", 0)
+            assert (row.status, row.attempts) == expected
