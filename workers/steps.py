@@ -87,7 +87,7 @@ def _run_step(
     else:
         result = execute(taken)
         error = result.error
-        settled, finished, settled_fast = _settle(rt, taken, result)
+        settled, finished, settled_fast = settle_attempt(rt, taken, result)
         short = short and settled_fast
     metrics.step_settled(
         taken.workflow.id,
@@ -181,7 +181,7 @@ def _not_claimed(rt: Runtime, step_id: str, claimed: Claimed) -> str:
     return claimed.outcome.value
 
 
-def _settle(rt: Runtime, taken: Claim, result: Attempt) -> tuple[Settled, str | None, bool]:
+def settle_attempt(rt: Runtime, taken: Claim, result: Attempt) -> tuple[Settled, str | None, bool]:
     """Settle the attempt (one statement for a plain step, else the general settle, committed).
 
     Returns the settle, the status of the execution it finished (if it did),

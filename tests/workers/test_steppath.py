@@ -16,7 +16,7 @@ from tests.workers.conftest import accept, drain
 from workers import sweep, tasks
 from workers.attempts import execute
 from workers.runtime import Runtime
-from workers.steps import _settle as settle_step
+from workers.steps import settle_attempt
 from workflows.engine import control, steppath
 from workflows.engine.attempt import Attempt
 from workflows.engine.claim import Claim, claim
@@ -191,7 +191,7 @@ def test_a_cancelled_run_records_its_step_and_starts_nothing(rt: Runtime) -> Non
         assert execution is not None
         cancel(session, execution, now=utcnow())
     result = Attempt.succeeded({"ok": 1}, input={}, usage={})
-    settled, finished, short = settle_step(rt, taken, result)
+    settled, finished, short = settle_attempt(rt, taken, result)
     assert (settled.status.value, settled.publish, finished) == ("succeeded", [], None)
     assert not short  # the general settle recorded it
     with rt.sessions() as session:
@@ -219,7 +219,7 @@ def test_a_claim_lost_in_a_database_crash_runs_its_step_again(rt: Runtime) -> No
             .values(status="pending", started_at=None)
         )
 
-    settled, finished, _ = settle_step(rt, taken, result)
+    settled, finished, _ = settle_attempt(rt, taken, result)
     assert settled.fenced and settled.publish == [] and finished is None
     assert _step(rt, step_id).status == "queued"  # accepted work is still there, queued
     later = utcnow() + timedelta(seconds=rt.settings.step_deadline_seconds + 1)

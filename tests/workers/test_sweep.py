@@ -165,7 +165,7 @@ def test_the_sweep_and_settling_workers_on_the_same_steps_never_deadlock(
     """
     from concurrent.futures import ThreadPoolExecutor
 
-    from workers.steps import _settle as settle_step
+    from workers.steps import settle_attempt
     from workflows.engine.attempt import Attempt
     from workflows.engine.claim import Claim
     from workflows.engine.progress import settle
@@ -182,7 +182,7 @@ def test_the_sweep_and_settling_workers_on_the_same_steps_never_deadlock(
     def finish(claim: Claim) -> str:
         if short:
             result = Attempt.succeeded({"result": 1}, input={}, usage={})
-            done, _, _ = settle_step(rt, claim, result)
+            done, _, _ = settle_attempt(rt, claim, result)
             return "fenced" if done.fenced else done.status.value
         with rt.sessions.begin() as session:
             settled = settle(
