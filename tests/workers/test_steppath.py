@@ -9,10 +9,10 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import text, update
 
 from benchmarks.counting import count_sql
-from tests.workers.conftest import accept, drain
+from tests.workers.conftest import accept, drain, wait_for
 from workers import sweep, tasks
 from workers.attempts import execute
 from workers.runtime import Runtime
@@ -279,3 +279,46 @@ def test_claims_racing_cancels_never_deadlock_nor_take_a_cancelled_step(rt: Runt
             # claimed before the cancel: it runs on (its settle starts nothing); else cancelled
             expected = ("running", 1) if claimed is not None else ("cancelled", 0)
             assert (row.status, row.attempts) == expected
+
+
+def test_a_duplicate_waiting_for_the_settle_that_ends_the_run_leaves_its_step_alone(
+    rt: Runtime,
+) -> None:
+    """A claim reads the step before it waits for the execution's lock: read it again.
+
+    A duplicate message's claim starts while a settle holds the execution: the
+    settle commits the step succeeded and the execution with it; the claim then
+    finds the execution finished, and must not cancel the step it read as running.
+    """
+    execution_id, step_id = _first_step(rt, "engine.dup")
+    done = utcnow()
+    settling = rt.sessions()
+    settling.begin()
+    assert lock_execution(settling, execution_id) is not None
+    settling.execute(update(Step).where(Step.id == step_id).values(status="succeeded"))
+    settling.execute(
+        update(Execution)
+        .where(Execution.id == execution_id)
+        .values(status="succeeded", finished_at=done)
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # a message that does not name its task: the general claim (the short one would
+        # wait in its own statement, and find the execution finished once locked)
+        duplicate = pool.submit(tasks.run_step, rt, step_id, worker="dup")
+        wait_for(lambda: _waiting_for_a_lock(rt), timeout=10, what="the claim to wait")
+        settling.commit()
+        settling.close()
+        assert duplicate.result(timeout=30) == "dropped"
+    assert _step(rt, step_id).status == "succeeded"
+
+
+def _waiting_for_a_lock(rt: Runtime) -> bool:
+    with rt.engine.connect() as connection:
+        return bool(
+            connection.execute(
+                text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                )
+            ).scalar()
+        )

@@ -94,6 +94,9 @@ def claim(
         return Claimed(ClaimOutcome.DROPPED, reason="unknown step")
     found, execution, event = row
     if ExecutionStatus(execution.status).finished:
+        # the step was read as the query found it, before it waited for the execution's
+        # lock: the commit that finished the execution may have finished the step too
+        found = step_store.get_step(session, step_id) or found
         if not StepStatus(found.status).finished:
             found.status, found.finished_at = StepStatus.CANCELLED.value, now
         return Claimed(ClaimOutcome.DROPPED, step=found, reason=f"execution is {execution.status}")
