@@ -4,8 +4,10 @@ Wall-clock time on a shared machine is noise; the statements a step or a POST
 sends are not. :func:`count_sql` listens on an engine while a block runs and
 counts what reached the server: each statement, each ``BEGIN`` (psycopg sends it
 on its own before a transaction's first statement) and each ``COMMIT`` or
-``ROLLBACK`` is one round trip. Tests assert upper bounds with it, so a change
-that adds a statement to the step path fails; the benchmark reports it.
+``ROLLBACK`` is one round trip, except on a connection in autocommit mode (see
+:func:`workflows.store.db.autocommit`), where the driver sends none of them: a
+statement there is its own transaction, one round trip. Tests assert upper
+bounds with it, so a change that adds a statement to the step path fails; the benchmark reports it.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ class SqlCount:
     begins: int = 0
     commits: int = 0
     rollbacks: int = 0
+    #: statements sent on an autocommit connection: each its own transaction
+    autocommitted: int = 0
+
+    @property
+    def transactions(self) -> int:
+        """Transactions committed: explicit commits, and statements in autocommit mode."""
+        return self.commits + self.autocommitted
 
     @property
     def round_trips(self) -> int:
@@ -33,10 +42,14 @@ class SqlCount:
         return len(self.statements) + self.begins + self.commits + self.rollbacks
 
     def summary(self) -> str:
-        """One line: ``N statements, M round trips (B begin, C commit, R rollback)``."""
+        """One line: statements, round trips and what they were (begin, commit, autocommit...).
+
+        ``A`` counts the statements sent in autocommit mode (each its own transaction).
+        """
         return (
             f"{len(self.statements)} statements, {self.round_trips} round trips "
-            f"({self.begins} begin, {self.commits} commit, {self.rollbacks} rollback)"
+            f"({self.begins} begin, {self.commits} commit, {self.rollbacks} rollback, "
+            f"{self.autocommitted} autocommit)"
         )
 
 
@@ -45,17 +58,18 @@ def count_sql(engine: Engine) -> Iterator[SqlCount]:
     """Count the statements and round trips ``engine``'s connections send inside the block."""
     counted = SqlCount()
 
-    def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+    def statement(conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
         counted.statements.append(sql)
+        counted.autocommitted += 1 - _sent(conn)
 
-    def begin(_conn: Any) -> None:
-        counted.begins += 1
+    def begin(conn: Any) -> None:
+        counted.begins += _sent(conn)
 
-    def commit(_conn: Any) -> None:
-        counted.commits += 1
+    def commit(conn: Any) -> None:
+        counted.commits += _sent(conn)
 
-    def rollback(_conn: Any) -> None:
-        counted.rollbacks += 1
+    def rollback(conn: Any) -> None:
+        counted.rollbacks += _sent(conn)
 
     listeners = (
         ("before_cursor_execute", statement),
@@ -70,3 +84,13 @@ def count_sql(engine: Engine) -> Iterator[SqlCount]:
     finally:
         for name, listener in listeners:
             event.remove(engine, name, listener)
+
+
+def _sent(conn: Any) -> int:
+    """1 when transaction control on ``conn`` reaches the server; 0 in autocommit mode.
+
+    SQLAlchemy still fires ``begin``, ``commit`` and ``rollback`` on an autocommit
+    connection, but the driver (psycopg, sqlite3) sends nothing for them.
+    """
+    dbapi = getattr(conn.connection, "dbapi_connection", None)
+    return 0 if getattr(dbapi, "autocommit", False) is True else 1

@@ -22,6 +22,9 @@ DISPATCH_BATCH_TASK = "herald.dispatch_events"
 STEP_TASK = "herald.run_step"
 AGENT_STEP_TASK = "herald.run_agent_step"
 SWEEP_TASK = "herald.sweep"
+#: headers of a step's run message naming its workflow and task (a hint its claim checks)
+WORKFLOW_HEADER = "herald_workflow"
+TASK_HEADER = "herald_task"
 
 
 @dataclass(frozen=True)
@@ -128,21 +131,33 @@ def step_task_name(uses: str) -> str:
 
 
 def publish_step(
-    celery: Celery, step_id: str, *, uses: str, timeout: float, countdown: float = 0.0
+    celery: Celery,
+    step_id: str,
+    *,
+    uses: str,
+    timeout: float,
+    countdown: float = 0.0,
+    workflow_id: str | None = None,
+    task_id: str | None = None,
 ) -> None:
     """Publish one step's run message, with time limits from the task's timeout.
 
     The soft limit stops an in-process Python tool (``SoftTimeLimitExceeded`` in
     the prefork pool); the hard limit, :data:`HARD_LIMIT_GRACE` later, kills a
     pool process that ignores it. ``countdown`` is capped at :data:`MAX_COUNTDOWN`.
+    ``workflow_id`` and ``task_id``, when known, travel as headers: the worker
+    claims such a step in one statement (a worker that does not know them ignores them).
     """
+    headers = tracing.headers()
+    if workflow_id is not None and task_id is not None:
+        headers = {**headers, WORKFLOW_HEADER: workflow_id, TASK_HEADER: task_id}
     celery.send_task(
         step_task_name(uses),
         args=[step_id],
         countdown=min(max(countdown, 0.0), MAX_COUNTDOWN) or None,
         soft_time_limit=timeout + 1.0,
         time_limit=timeout + HARD_LIMIT_GRACE,
-        headers=tracing.headers(),
+        headers=headers,
     )
 
 
@@ -163,4 +178,6 @@ def send(celery: Celery, message: Message) -> None:
         uses=message.uses,
         timeout=message.timeout,
         countdown=message.countdown,
+        workflow_id=message.workflow_id,
+        task_id=message.task_id,
     )

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support import RedisServer, start_serve
 from workers import tasks
-from workers.celery_app import DISPATCH_TASK
+from workers.celery_app import DISPATCH_TASK, TASK_HEADER, WORKFLOW_HEADER
 from workers.runtime import Runtime
 from workflows.engine.claim import Claim, claim
 from workflows.ids import new_id
@@ -105,8 +105,12 @@ def accept(
     return event_id, [route["execution_id"] for route in routes]
 
 
-def drain(rt: Runtime, *, limit: int = 100) -> int:
-    """Play every recorded message in order (and those they cause); returns how many ran."""
+def drain(rt: Runtime, *, limit: int = 100, named: bool = True) -> int:
+    """Play every recorded message in order (and those they cause); returns how many ran.
+
+    ``named=False`` plays a step's message without the workflow and task it names
+    (as from a publisher that does not send them): its step takes the general path.
+    """
     celery: RecordingCelery = rt.celery  # type: ignore[assignment]
     played = 0
     while celery.sent and played < limit:
@@ -117,7 +121,14 @@ def drain(rt: Runtime, *, limit: int = 100) -> int:
         if message.name == DISPATCH_TASK:
             tasks.dispatch(rt, message.args[0])
         else:
-            tasks.run_step(rt, message.args[0], worker="test-worker")
+            headers = (message.options.get("headers") or {}) if named else {}
+            tasks.run_step(
+                rt,
+                message.args[0],
+                worker="test-worker",
+                workflow_id=headers.get(WORKFLOW_HEADER),
+                task_id=headers.get(TASK_HEADER),
+            )
         played += 1
     return played
 

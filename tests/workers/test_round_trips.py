@@ -16,8 +16,8 @@ from workflows.store.models import Execution
 
 #: upper bounds per step of a plain tool step (claim, run, settle and queue the next),
 #: averaged over the run (the first step also starts the execution, the last finishes it)
-MAX_STATEMENTS_PER_STEP = 7
-MAX_ROUND_TRIPS_PER_STEP = 11
+MAX_STATEMENTS_PER_STEP = 2
+MAX_ROUND_TRIPS_PER_STEP = 2
 
 
 def test_a_three_step_run_stays_within_its_statements_and_round_trips_per_step(

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
 
+from benchmarks.counting import count_sql
 from tests.workers.conftest import accept, claim_step, drain, snapshot
 from workers import tasks
 from workers.runtime import Runtime
@@ -143,21 +143,18 @@ def test_a_stale_worker_cannot_overwrite_a_newer_attempt(rt: Runtime) -> None:
     )
 
 
-def test_a_step_takes_at_most_two_transactions(rt: Runtime) -> None:
+@pytest.mark.parametrize("named", [True, False], ids=["message names its task", "bare message"])
+def test_a_step_takes_at_most_two_transactions(rt: Runtime, named: bool) -> None:
     event_id, (chain, _) = accept(rt.sessions, rt.project, "engine.chain", {"value": 1})
     tasks.dispatch(rt, event_id)
     _, (step,) = _execution(rt, chain)
-    commits: list[object] = []
-
-    def count(connection: object) -> None:
-        commits.append(connection)
-
-    sa_event.listen(rt.engine, "commit", count)
-    try:
-        tasks.run_step(rt, step.id, worker="w")
-    finally:
-        sa_event.remove(rt.engine, "commit", count)
-    assert len(commits) == 2
+    said = {"workflow_id": "chain", "task_id": step.task_id} if named else {}
+    with count_sql(rt.engine) as counted:
+        tasks.run_step(rt, step.id, worker="w", **said)
+    # named: one claim statement and one settle statement, each its own transaction;
+    # bare: the general claim (read, claim, results, start the execution), the same settle
+    assert counted.transactions == 2, counted.summary()
+    assert len(counted.statements) == (2 if named else 5), counted.summary()
     _, rows = _execution(rt, chain)
     assert [(s.task_id, s.status) for s in rows] == [("first", "succeeded"), ("second", "queued")]
 

@@ -173,15 +173,20 @@ def test_a_crashing_pass_does_not_end_the_sweeper_thread(
     assert passes[:2] == ["crash", "ok"]
 
 
-def test_the_sweep_and_settling_workers_on_the_same_steps_never_deadlock(rt: Runtime) -> None:
+@pytest.mark.parametrize("short", [False, True], ids=["general settle", "one-statement settle"])
+def test_the_sweep_and_settling_workers_on_the_same_steps_never_deadlock(
+    rt: Runtime, short: bool
+) -> None:
     """Lock order: the sweep locks executions before steps, as claims and settles do.
 
     Workers presumed dead (leases long past) finish their attempts at the very
     moment the sweep reclaims the same steps. With the sweep locking steps first
-    and executions second, PostgreSQL kills one side with a deadlock error.
+    and executions second, PostgreSQL kills one side with a deadlock error. The
+    one-statement settle (:mod:`workflows.engine.steppath`) keeps the same order.
     """
     from concurrent.futures import ThreadPoolExecutor
 
+    from workers.steps import settle_attempt
     from workflows.engine.attempt import Attempt
     from workflows.engine.claim import Claim
     from workflows.engine.progress import settle
@@ -196,6 +201,10 @@ def test_the_sweep_and_settling_workers_on_the_same_steps_never_deadlock(rt: Run
     later = utcnow() + timedelta(hours=1)
 
     def finish(claim: Claim) -> str:
+        if short:
+            result = Attempt.succeeded({"result": 1}, input={}, usage={})
+            done, _, _ = settle_attempt(rt, claim, result)
+            return "fenced" if done.fenced else done.status.value
         with rt.sessions.begin() as session:
             settled = settle(
                 session,

@@ -82,7 +82,7 @@ def test_events_run_to_completion_through_success_error_retry_and_timeout_paths(
     routed = {
         name: accept(sessions, engine_project, name, payload) for name, payload in events.items()
     }
-    start_worker(concurrency=2)
+    worker = start_worker(concurrency=2)
     celery = _publisher(worker_env)
     for event_id, _ in routed.values():
         celery.send_task(DISPATCH_TASK, args=[event_id])
@@ -92,6 +92,9 @@ def test_events_run_to_completion_through_success_error_retry_and_timeout_paths(
 
     chain, executable = routed["engine.chain"][1]
     assert _execution(sessions, chain).output == {"result": 5}
+    # the run messages named their workflow and task: each plain step was two statements
+    finished = [line for line in worker.output().splitlines() if '"step.finished"' in line]
+    assert len(finished) >= 3 and all('"path":"steppath"' in line for line in finished), finished
     assert _execution(sessions, executable).status == "succeeded"
     (failing,) = routed["engine.fail"][1]
     boom, handle = _steps(sessions, failing)

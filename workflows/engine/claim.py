@@ -52,6 +52,8 @@ class Claim:
     event_id: str | None
     #: the W3C trace of the execution (None for one started before traces)
     trace_id: str | None = None
+    #: the execution's ``step_count`` when the step was claimed (what its settle decides on)
+    step_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +94,9 @@ def claim(
         return Claimed(ClaimOutcome.DROPPED, reason="unknown step")
     found, execution, event = row
     if ExecutionStatus(execution.status).finished:
+        # the step was read as the query found it, before it waited for the execution's
+        # lock: the commit that finished the execution may have finished the step too
+        found = step_store.get_step(session, step_id) or found
         if not StepStatus(found.status).finished:
             found.status, found.finished_at = StepStatus.CANCELLED.value, now
         return Claimed(ClaimOutcome.DROPPED, step=found, reason=f"execution is {execution.status}")
@@ -148,7 +153,14 @@ def claim(
     return Claimed(
         ClaimOutcome.CLAIMED,
         claim=Claim(
-            step, step.attempts, workflow, task, context, execution.event_id, execution.trace_id
+            step,
+            step.attempts,
+            workflow,
+            task,
+            context,
+            execution.event_id,
+            execution.trace_id,
+            execution.step_count,
         ),
         step=step,
     )
@@ -164,6 +176,8 @@ def _queued_successor(
     task = workflow.find_task(after.task_id)
     if task is None:
         return []
-    message = due_message(after.id, task, not_before=after.not_before, now=now)
+    message = due_message(
+        after.id, task, not_before=after.not_before, now=now, workflow_id=workflow.id
+    )
     after.publish_count += len(message)
     return message

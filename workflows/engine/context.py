@@ -25,12 +25,25 @@ def build_context(
     """
     if event is None:
         event = event_metadata(session, execution.event_id)
+    results = step_store.task_results(session, execution.id)
+    return assemble_context(execution.id, execution.input, results, event, workflow, step)
+
+
+def assemble_context(
+    execution_id: str,
+    input: Any,
+    results: dict[str, dict[str, Any]],
+    event: dict[str, Any],
+    workflow: Workflow,
+    step: Step,
+) -> dict[str, Any]:
+    """:func:`build_context` from what was read already (the one-statement claim reads it all)."""
     context: dict[str, Any] = {
-        "input": execution.input,
-        "tasks": step_store.task_results(session, execution.id),
+        "input": input,
+        "tasks": results,
         "event": event,
         "workflow": {"id": workflow.id, "version": workflow.version},
-        "execution": {"id": execution.id, "step": step.seq},
+        "execution": {"id": execution_id, "step": step.seq},
     }
     if step.cause is not None:
         context["error"] = step.cause

@@ -79,4 +79,4 @@ def resume(
     step = store.resume(session, execution, failed, now=now)
     if step is None:
         raise ExecutionConflict(f"execution {execution_id!r} changed meanwhile; try again")
-    return execution, run_message(step.id, task)
+    return execution, run_message(step.id, task, workflow_id=execution.workflow_id)

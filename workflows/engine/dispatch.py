@@ -61,7 +61,9 @@ def create_executions(
         assert execution is not None
         workflow = project.workflows[execution.workflow_id]
         task = workflow.task(step.task_id)
-        message = due_message(step.id, task, not_before=step.not_before, now=now)
+        message = due_message(
+            step.id, task, not_before=step.not_before, now=now, workflow_id=workflow.id
+        )
         publish.extend(message)
         if not created and message:
             step.publish_count += 1  # published again: a redelivery or the sweep

@@ -30,6 +30,10 @@ class Publish:
     uses: str
     timeout: float
     countdown: float = 0.0
+    #: what the step is a visit of, when the publisher knows: a hint the claim checks
+    #: (a worker takes the one-statement claim of :mod:`workflows.engine.steppath` with it)
+    workflow_id: str | None = None
+    task_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -43,9 +47,12 @@ class Dispatch:
 Message = Publish | Dispatch
 
 
-def run_message(step_id: str, task: Task, countdown: float = 0.0) -> Publish:
-    """The run message of step ``step_id`` (a visit of ``task``)."""
-    return Publish(step_id, task.uses, task.step_timeout, countdown)
+def run_message(
+    step_id: str, task: Task, countdown: float = 0.0, *, workflow_id: str | None = None
+) -> Publish:
+    """The run message of step ``step_id`` (a visit of ``task`` of workflow ``workflow_id``)."""
+    task_id = task.id if workflow_id is not None else None
+    return Publish(step_id, task.uses, task.step_timeout, countdown, workflow_id, task_id)
 
 
 def lease_seconds(task: Task) -> float:
@@ -54,7 +61,12 @@ def lease_seconds(task: Task) -> float:
 
 
 def due_message(
-    step_id: str, task: Task, *, not_before: datetime | None, now: datetime
+    step_id: str,
+    task: Task,
+    *,
+    not_before: datetime | None,
+    now: datetime,
+    workflow_id: str | None = None,
 ) -> list[Publish]:
     """A queued step's run message: at once, with a countdown to ``not_before``, or none.
 
@@ -63,11 +75,11 @@ def due_message(
     sweep releases it when it is due.
     """
     if not_before is None:
-        return [run_message(step_id, task)]
+        return [run_message(step_id, task, workflow_id=workflow_id)]
     wait = (not_before - now).total_seconds()
     if wait > MAX_COUNTDOWN:
         return []
-    return [run_message(step_id, task, countdown=max(wait, 0.0))]
+    return [run_message(step_id, task, countdown=max(wait, 0.0), workflow_id=workflow_id)]
 
 
 def longest_lease(project: Project) -> float:

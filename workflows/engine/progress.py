@@ -24,7 +24,7 @@ from workflows.store import executions as store
 from workflows.store import steps as step_store
 from workflows.store.models import Execution, Step
 from workflows.templates import render
-from workflows.transitions import decide
+from workflows.transitions import Decision, decide
 
 
 @dataclass(frozen=True)
@@ -63,21 +63,11 @@ def settle(
         "error": result.error,
         "usage": result.usage or None,
     }
-    if not result.ok and result.retryable and attempt < task.retry.attempts:
-        delay = task.retry.delay(attempt, random.random())
-        not_before = now + timedelta(seconds=delay)
-        short = delay <= MAX_COUNTDOWN
-        values.update(
-            status=StepStatus.RETRYING.value,
-            not_before=not_before,
-            lease_until=None,
-            # a published retry is due at not_before; a long one waits for the sweep
-            queued_at=not_before if short else now,
-            publish_count=step.publish_count + (1 if short else 0),
-        )
-        if not step_store.record_attempt(session, step.id, attempt, values):
+    again = retrying(workflow, task, step, attempt, result, now=now)
+    if again is not None:
+        changes, retry = again
+        if not step_store.record_attempt(session, step.id, attempt, {**values, **changes}):
             return _fenced(session, step)
-        retry = [run_message(step.id, task, countdown=delay)] if short else []
         return Settled(StepStatus.RETRYING, retry, error=result.error)
 
     status = StepStatus.SUCCEEDED if result.ok else result.failure_status
@@ -96,6 +86,32 @@ def settle(
         session, execution, workflow, task, result, context, now=now, parent_id=step.parent_id
     )
     return Settled(status, publish, error=result.error)
+
+
+def retrying(
+    workflow: Workflow, task: Task, step: Step, attempt: int, result: Attempt, *, now: datetime
+) -> tuple[dict[str, Any], list[Message]] | None:
+    """The step's new values and its run message when ``result`` earns another attempt.
+
+    None when it does not (a success, a final failure, attempts used up).
+    """
+    if result.ok or not result.retryable or attempt >= task.retry.attempts:
+        return None
+    delay = task.retry.delay(attempt, random.random())
+    not_before = now + timedelta(seconds=delay)
+    short = delay <= MAX_COUNTDOWN
+    values = {
+        "status": StepStatus.RETRYING.value,
+        "not_before": not_before,
+        "lease_until": None,
+        # a published retry is due at not_before; a long one waits for the sweep
+        "queued_at": not_before if short else now,
+        "publish_count": step.publish_count + (1 if short else 0),
+    }
+    retry: list[Message] = (
+        [run_message(step.id, task, countdown=delay, workflow_id=workflow.id)] if short else []
+    )
+    return values, retry
 
 
 def advance(
@@ -124,20 +140,32 @@ def advance(
     if decision.next_task is not None:
         next_task = workflow.task(decision.next_task)
         queued: list[Message] = [
-            *queue_visit(session, execution, next_task, now=now, cause=_plain(decision.cause))
+            *queue_visit(session, execution, next_task, now=now, cause=plain(decision.cause))
         ]
         return queued
+    status, output, error = ending(workflow, decision, result, context)
+    store.finish_execution(execution, status, now=now, output=output, error=error)
+    return []
+
+
+def ending(
+    workflow: Workflow, decision: Decision, result: Attempt, context: dict[str, Any]
+) -> tuple[ExecutionStatus, Any, dict[str, Any] | None]:
+    """How an execution that ``decision`` ends finishes: its status, output and error.
+
+    A success renders the workflow's ``outputs`` on ``context`` (a template that
+    does not render fails the execution instead).
+    """
     status = ExecutionStatus(decision.status)
     output: Any = result.output if result.ok else None
-    error = _plain(decision.error)
+    error = plain(decision.error)
     if status is ExecutionStatus.SUCCEEDED and workflow.outputs is not None:
         try:
             output = render(dict(workflow.outputs), context)
         except TemplateError as exc:
             status, output = ExecutionStatus.FAILED, None
             error = {"type": "template_error", "message": f"workflow outputs: {exc.message}"}
-    store.finish_execution(execution, status, now=now, output=output, error=error)
-    return []
+    return status, output, error
 
 
 def queue_visit(
@@ -167,7 +195,9 @@ def queue_visit(
     )
     if created is None:
         return []
-    return due_message(created, task, not_before=not_before, now=now)
+    return due_message(
+        created, task, not_before=not_before, now=now, workflow_id=execution.workflow_id
+    )
 
 
 def give_up(
@@ -226,6 +256,6 @@ def _fenced(session: Session, step: Step) -> Settled:
     return Settled(status, [], fenced=True)
 
 
-def _plain(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+def plain(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """A JSON-column-ready copy of an error record."""
     return dict(record) if record is not None else None

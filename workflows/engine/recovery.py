@@ -203,7 +203,9 @@ def requeue(project: Project, execution: Execution, step: Step, *, now: datetime
     step.queued_at, step.not_before, step.lease_until = now, None, None
     step.publish_count += 1
     task = workflow.find_task(step.task_id)
-    return [run_message(step.id, task)] if task is not None else []  # else the claim fails it
+    if task is None:
+        return []  # the claim fails it
+    return [run_message(step.id, task, workflow_id=workflow.id)]
 
 
 def uncount(session: Session, unsent: Sequence[Message]) -> None:

@@ -189,4 +189,4 @@ def _start(
     assert execution is not None
     step_id = step_store.queue_step(session, execution, workflow.first_task.id, now=now)
     assert step_id is not None, "a new execution has no step yet"
-    return run_message(step_id, workflow.first_task), execution_id
+    return run_message(step_id, workflow.first_task, workflow_id=workflow.id), execution_id
