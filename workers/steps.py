@@ -26,7 +26,7 @@ from workflows.engine import steppath
 from workflows.engine.attempt import Attempt
 from workflows.engine.claim import Claim, Claimed, ClaimOutcome, claim
 from workflows.engine.flow import settle_alone
-from workflows.engine.progress import Settled, settle
+from workflows.engine.progress import Settled, settle_claim
 from workflows.model import StepStatus
 from workflows.store import db
 from workflows.store.models import Execution, utcnow
@@ -194,16 +194,7 @@ def settle_attempt(rt: Runtime, taken: Claim, result: Attempt) -> tuple[Settled,
             return *fast, True
     with rt.sessions.begin() as session:
         now = utcnow()
-        settled = settle(
-            session,
-            step=taken.step,
-            attempt=taken.attempt,
-            workflow=taken.workflow,
-            task=taken.task,
-            result=result,
-            context=taken.context,
-            now=now,
-        )
+        settled = settle_claim(session, taken, result, now=now)
         return settled, _ended(session, taken.step.execution_id, now), False
 
 

@@ -20,7 +20,7 @@ from workers.steps import settle_attempt
 from workflows.engine import control, steppath
 from workflows.engine.attempt import Attempt
 from workflows.engine.claim import Claim, claim
-from workflows.engine.progress import settle
+from workflows.engine.progress import settle_claim
 from workflows.store import db
 from workflows.store.executions import cancel, lock_execution
 from workflows.store.models import Execution, Step, utcnow
@@ -153,16 +153,7 @@ def test_a_stale_attempt_settles_nothing_and_the_general_path_fences_it(rt: Runt
     assert (row.status, row.attempts, row.worker, row.output) == ("running", 2, "new", None)
     result = Attempt.succeeded({"ok": 1}, input={}, usage={})
     with rt.sessions.begin() as session:
-        general = settle(
-            session,
-            step=stale.step,
-            attempt=stale.attempt,
-            workflow=stale.workflow,
-            task=stale.task,
-            result=result,
-            context=stale.context,
-            now=utcnow(),
-        )
+        general = settle_claim(session, stale, result, now=utcnow())
     assert general.fenced and general.publish == []
 
 

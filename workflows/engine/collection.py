@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from workflows.engine.attempt import Attempt
 from workflows.engine.claim import Claim
 from workflows.engine.messages import Message, Publish, run_message
-from workflows.engine.progress import Settled, settle
+from workflows.engine.progress import Settled, settle_claim
 from workflows.errors import TemplateError
 from workflows.expressions import Expression, ExpressionFailed
 from workflows.model import Collection, StepStatus, Task
@@ -46,10 +46,10 @@ def start(session: Session, claim: Claim, *, now: datetime) -> Settled:
     assert collection is not None
     kept = _items(task, collection, claim.context)
     if isinstance(kept, Attempt):  # the items could not be computed
-        return _settle(session, claim, kept, now)
+        return settle_claim(session, claim, kept, now=now)
     if not kept:
         result = Attempt(ok=True, output=[], input={"items": [], "indexes": []})
-        return _settle(session, claim, result, now)
+        return settle_claim(session, claim, result, now=now)
     step.status, step.lease_until = StepStatus.WAITING.value, None
     step.input = {
         "items": [item for _, item in kept],
@@ -172,16 +172,3 @@ def _failure(session: Session, task: Task, parent: Step, total: int) -> Attempt:
         "failed": {str(i): e for i, e in failed.items()},
     }
     return Attempt(ok=False, error=error)
-
-
-def _settle(session: Session, claim: Claim, result: Attempt, now: datetime) -> Settled:
-    return settle(
-        session,
-        step=claim.step,
-        attempt=claim.attempt,
-        workflow=claim.workflow,
-        task=claim.task,
-        result=result,
-        context=claim.context,
-        now=now,
-    )

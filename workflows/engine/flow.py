@@ -26,7 +26,7 @@ from workflows.engine.attempt import Attempt
 from workflows.engine.claim import Claim
 from workflows.engine.messages import Message
 from workflows.engine.parallel import start
-from workflows.engine.progress import Settled, settle
+from workflows.engine.progress import Settled, settle_claim
 from workflows.engine.signals import emit
 from workflows.expressions import ExpressionFailed, route_key
 from workflows.model import Project, Task
@@ -51,16 +51,7 @@ def settle_alone(session: Session, project: Project, claim: Claim, *, now: datet
         result, extra = emitted.attempt, list(emitted.publish)
     else:
         result = _attempt(claim)
-    settled = settle(
-        session,
-        step=claim.step,
-        attempt=claim.attempt,
-        workflow=claim.workflow,
-        task=claim.task,
-        result=result,
-        context=claim.context,
-        now=now,
-    )
+    settled = settle_claim(session, claim, result, now=now)
     if settled.fenced or not extra:
         return settled
     return dataclasses.replace(settled, publish=[*extra, *settled.publish])

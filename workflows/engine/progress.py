@@ -11,7 +11,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -25,6 +25,9 @@ from workflows.store import steps as step_store
 from workflows.store.models import Execution, Step
 from workflows.templates import render
 from workflows.transitions import Decision, decide
+
+if TYPE_CHECKING:
+    from workflows.engine.claim import Claim
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,20 @@ def retrying(
         [run_message(step.id, task, countdown=delay, workflow_id=workflow.id)] if short else []
     )
     return values, retry
+
+
+def settle_claim(session: Session, claim: Claim, result: Attempt, *, now: datetime) -> Settled:
+    """:func:`settle` the attempt ``claim`` took, with ``result``."""
+    return settle(
+        session,
+        step=claim.step,
+        attempt=claim.attempt,
+        workflow=claim.workflow,
+        task=claim.task,
+        result=result,
+        context=claim.context,
+        now=now,
+    )
 
 
 def advance(
