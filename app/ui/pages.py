@@ -115,7 +115,10 @@ def event(event_id: str) -> Response | str:
     if status != 200:
         return _refused(status, body, "events:read")
     shown = body["data"]
-    return render_template("ui/event.html", event=shown, settled=_settled(shown))
+    runs = _executions_of(event_id)
+    return render_template(
+        "ui/event.html", event=shown, executions=runs, settled=_settled(shown, runs)
+    )
 
 
 def event_live(event_id: str) -> Response:
@@ -124,13 +127,22 @@ def event_live(event_id: str) -> Response:
     if status != 200:
         return _refused(status, body, "events:read")
     shown = body["data"]
-    return _fragment(render_template("ui/_event_live.html", event=shown), _settled(shown))
+    runs = _executions_of(event_id)
+    page = render_template("ui/_event_live.html", event=shown, executions=runs)
+    return _fragment(page, _settled(shown, runs))
 
 
-def _settled(shown: dict[str, Any]) -> bool:
+def _executions_of(event_id: str) -> list[dict[str, Any]]:
+    """Every execution the event started, replays included, newest first (those the token
+    may read; none without ``executions:read``)."""
+    status, body = api("GET", "/executions", query_string={"event_id": event_id, "limit": 200})
+    return list(body["data"]["executions"]) if status == 200 else []
+
+
+def _settled(shown: dict[str, Any], runs: list[dict[str, Any]]) -> bool:
     """Whether every delivery of the event and every execution it started has finished."""
     return all(d["state"] not in UNSETTLED for d in shown["deliveries"]) and all(
-        r.get("execution_status") in FINISHED for r in shown["routes"]
+        r.get("status") in FINISHED for r in runs
     )
 
 

@@ -123,6 +123,11 @@ def test_replay_an_event_and_watch_its_new_executions(
         expect(row.locator(".status")).to_have_text("succeeded")
         expect(row.get_by_role("link")).not_to_have_text(execution_id)
     expect(page.locator("#live")).to_have_attribute("data-finished", "yes")  # polling stopped
+    listed = page.locator("ul.executions li")  # the replay's executions beside the first ones
+    expect(listed).to_have_count(4)
+    expect(listed.locator(".status")).to_have_text(["succeeded"] * 4)
+    for execution_id in first.values():
+        expect(listed.filter(has_text=execution_id)).to_have_count(1)
     shot(page, tmp_path, "event-replayed")
 
 
