@@ -66,7 +66,12 @@ class Dev:
         return body.get("data", body)  # type: ignore[no-any-return]
 
     def finished(self, execution_id: str) -> dict[str, Any] | None:
-        execution = self.execution(execution_id)
+        """The execution once it has finished; None while it runs or is not created yet (404)."""
+        status, body = self.call("GET", f"/api/v1/executions/{execution_id}")
+        if status == 404:  # a recovered event is dispatched by the sweep, a moment after start
+            return None
+        assert status == 200, body
+        execution: dict[str, Any] = body.get("data", body)
         return execution if execution["status"] in ("succeeded", "failed", "cancelled") else None
 
     def stop(self) -> int:
