@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.support import scratch_database
 from workflows.settings import ApiToken, Settings
 from workflows.store import db
 from workflows.store.models import Base
@@ -45,35 +46,24 @@ def _server_url() -> str:
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
     """A freshly created, migrated Postgres database for this test run, dropped after."""
-    server = make_url(_server_url())
-    name = f"herald_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    server = _server_url()
+    probe = create_engine(make_url(server).set(database="postgres"))
     try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        with probe.connect():
+            pass
     except Exception as exc:  # any failure to reach the server means: not available
-        admin.dispose()
         unavailable(f"PostgreSQL ({exc.__class__.__name__})")
-    url = server.set(database=name).render_as_string(hide_password=False)
-    db.upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    finally:
+        probe.dispose()
+    with scratch_database(server, "herald_test") as url:
+        yield url
 
 
 @pytest.fixture
 def empty_database(pg_url: str) -> Iterator[str]:
     """A new database with no herald schema at all (for a migration to create), dropped after."""
-    server = make_url(db.normalize_url(pg_url))
-    name = f"herald_empty_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    yield server.set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(pg_url, "herald_empty", migrate=False) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,6 +90,31 @@ def start_serve(
         process.wait()
         raise
     return process, url
+
+
+@contextmanager
+def scratch_database(server_url: str, prefix: str, *, migrate: bool = True) -> Iterator[str]:
+    """A new database on ``server_url``'s server (migrated unless ``migrate`` is false), its
+    URL yielded; dropped afterwards, whoever still holds a connection to it."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from workflows.store import db
+
+    server = make_url(db.normalize_url(server_url))
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        url = server.set(database=name).render_as_string(hide_password=False)
+        if migrate:
+            db.upgrade(url)
+        yield url
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
 
 
 def drop_role(database_url: str, role: str) -> None:

@@ -24,12 +24,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from tests.conftest import unavailable
-from tests.support import start_serve, wait_for
-from workflows.store import db
+from tests.support import scratch_database, start_serve, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
@@ -95,17 +92,8 @@ def ui_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def ui_database(pg_url: str) -> Iterator[str]:
     """A database of this module's own, migrated; dropped after the module."""
-    server = make_url(pg_url)
-    name = f"herald_ui_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = server.set(database=name).render_as_string(hide_password=False)
-    db.upgrade(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_database(pg_url, "herald_ui") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
