@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import datetime
-
-from sqlalchemy.orm import Session
 
 from workers import metrics
 from workers.attempts import execute
@@ -27,9 +24,11 @@ from workflows.engine.attempt import Attempt
 from workflows.engine.claim import Claim, Claimed, ClaimOutcome, claim
 from workflows.engine.flow import settle_alone
 from workflows.engine.progress import Settled, settle_claim
+from workflows.metrics import executions_finished
 from workflows.model import StepStatus
 from workflows.store import db
-from workflows.store.models import Execution, utcnow
+from workflows.store.executions import finished_in
+from workflows.store.models import utcnow
 
 
 def run_step(
@@ -75,9 +74,10 @@ def _run_step(
     taken = None if redelivered else _claim_fast(rt, step_id, worker, message_id, said)
     short = taken is not None  # the claim, then the settle, were one statement each
     if taken is None:
-        claimed, alone, finished = _claim(rt, step_id, worker, redelivered, message_id)
+        claimed, alone, ended = _claim(rt, step_id, worker, redelivered, message_id)
         if claimed.claim is None:
-            return _not_claimed(rt, step_id, claimed)
+            return _not_claimed(rt, step_id, claimed, ended)
+        finished = _status(ended)
         taken = claimed.claim
     if taken.trace_id is not None and taken.trace_id != span.trace_id:
         # published without this trace (the sweep, an operator's retry): the execution's wins
@@ -142,8 +142,8 @@ def _claim_fast(
 
 def _claim(
     rt: Runtime, step_id: str, worker: str, redelivered: bool, message_id: str | None
-) -> tuple[Claimed, Settled | None, str | None]:
-    """The general claim, in a transaction; with a router's settle and the status it ended."""
+) -> tuple[Claimed, Settled | None, list[tuple[str, str]]]:
+    """The general claim, in a transaction; with a router's settle and what they finished."""
     with rt.sessions.begin() as session:
         claimed = claim(
             session,
@@ -158,15 +158,17 @@ def _claim(
         )
         taken = claimed.claim
         # a router (a task that runs nothing) is settled in the claim's own transaction
-        if taken is None or not taken.task.settles_alone:
-            return claimed, None, None
-        now = utcnow()
-        alone = settle_alone(session, rt.project, taken, now=now)
-        return claimed, alone, _ended(session, taken.step.execution_id, now)
+        alone = None
+        if taken is not None and taken.task.settles_alone:
+            alone = settle_alone(session, rt.project, taken, now=utcnow())
+        return claimed, alone, finished_in(session)
 
 
-def _not_claimed(rt: Runtime, step_id: str, claimed: Claimed) -> str:
-    """Publish what a claim that took nothing found to publish, and log the drop."""
+def _not_claimed(rt: Runtime, step_id: str, claimed: Claimed, ended: list[tuple[str, str]]) -> str:
+    """Count what the claim finished (giving up on a step lost too often fails its
+    execution, and no attempt settles to count it), publish what it found to publish,
+    and log the drop."""
+    executions_finished(ended)
     publish(rt, claimed.publish)
     if claimed.outcome is not ClaimOutcome.FAILED:
         step = claimed.step
@@ -195,19 +197,12 @@ def settle_attempt(rt: Runtime, taken: Claim, result: Attempt) -> tuple[Settled,
     with rt.sessions.begin() as session:
         now = utcnow()
         settled = settle_claim(session, taken, result, now=now)
-        return settled, _ended(session, taken.step.execution_id, now), False
+        return settled, _status(finished_in(session)), False
 
 
-def _ended(session: Session, execution_id: str, now: datetime) -> str | None:
-    """The execution's status if this transaction finished it (at ``now``), else ``None``.
-
-    Read before the commit from the session's own copy, which the settle locked
-    and wrote: no query.
-    """
-    execution = session.get(Execution, execution_id)
-    if execution is None or execution.finished_at != now:
-        return None
-    return str(execution.status)
+def _status(ended: list[tuple[str, str]]) -> str | None:
+    """The status of the execution a step's transaction finished (its own), if it did."""
+    return ended[0][1] if ended else None
 
 
 def _outcome(settled: Settled) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from benchmarks.counting import count_sql
@@ -181,11 +182,15 @@ def test_a_redelivery_past_the_cap_fails_the_step_with_worker_lost(rt: Runtime) 
         row = session.get(Step, step.id)
         assert row is not None
         row.status, row.lost = "running", rt.settings.redelivery_cap
+    labels = {"workflow": "chain", "status": "failed"}
+    before = REGISTRY.get_sample_value("herald_executions_finished_total", labels) or 0.0
 
     tasks.run_step(rt, step.id, worker="w", redelivered=True)
     execution, (row,) = _execution(rt, chain)
     assert (row.status, row.error["type"], row.lost) == ("failed", "worker_lost", 4)
     assert execution.status == "failed"
+    # no attempt settled, yet the execution the claim failed is counted
+    assert REGISTRY.get_sample_value("herald_executions_finished_total", labels) == before + 1
     assert "lost its worker 4 times" in execution.error["message"]
 
 
